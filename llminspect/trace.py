@@ -1,0 +1,124 @@
+"""Trace: one forward pass captured, for every model family.
+
+``capture`` runs the model once with ``output_hidden_states`` and ``output_attentions`` and
+repacks the per-layer tuples transformers returns into stacked CPU tensors without a batch
+dimension, so every view and test indexes them the same way:
+
+- ``hidden_states``: [layers + 1, tokens, hidden] (index 0 is the embedding output)
+- ``attentions``: [layers, heads, tokens, tokens] (row = the token attending, column = attended)
+- ``cross_attentions`` (encoder-decoder): [layers, heads, target tokens, source positions]
+
+For an encoder-decoder model the *decoder* is the stack that writes, so ``tokens``,
+``hidden_states``, ``attentions`` and ``logits`` belong to the decoder, and the encoder's side
+lives in ``source``, ``encoder_hidden_states`` and ``encoder_attentions``.
+
+Example:
+    >>> import llminspect as li                                   # doctest: +SKIP
+    >>> tr = li.load("encoder").trace("The quick brown fox")      # doctest: +SKIP
+    >>> tr.attentions.shape                                       # doctest: +SKIP
+    torch.Size([6, 12, 6, 6])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .audio import Audio
+from .errors import FamilyError, LLMInspectError
+from .tokens import Tokens
+
+
+@dataclass
+class Trace:
+    """Everything one forward pass computed that a lesson looks at."""
+
+    family: str
+    tokens: Tokens
+    hidden_states: torch.Tensor
+    attentions: torch.Tensor
+    logits: torch.Tensor | None  # [tokens, vocab]; None for an encoder without a language-model head
+    source: Tokens | Audio | None = None
+    encoder_hidden_states: torch.Tensor | None = None
+    encoder_attentions: torch.Tensor | None = None
+    cross_attentions: torch.Tensor | None = None
+    num_key_value_heads: int | None = None  # < heads means grouped-query attention
+    audio_positions: int | None = None  # encoder positions that hold real audio (the rest is padding)
+
+    @property
+    def num_layers(self) -> int:
+        return self.attentions.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.attentions.shape[1]
+
+    @property
+    def decoder_attentions(self) -> torch.Tensor:
+        """The decoder's self-attention (encoder-decoder traces only; same as ``attentions``)."""
+        if self.family != "encoder-decoder":
+            raise FamilyError(
+                f"decoder_attentions exists for encoder-decoder traces; this is a {self.family}: use .attentions."
+            )
+        return self.attentions
+
+
+def stack_layers(per_layer: tuple[torch.Tensor, ...] | None, what: str) -> torch.Tensor:
+    """Stack transformers' per-layer tuple (each [1, ...]) into one float32 CPU tensor [layers, ...]."""
+    if not per_layer:
+        # transformers 5 returns an *empty* tuple (and only logs) when the attention
+        # implementation cannot output weights, e.g. SDPA; never hand that to a view.
+        raise LLMInspectError(
+            f"The model returned no {what}. Its attention implementation cannot report weights: "
+            "reload it with attn_implementation='eager' (llminspect.load does this for you)."
+        )
+    return torch.stack([layer[0] for layer in per_layer]).detach().float().cpu()
+
+
+def _logits(outputs) -> torch.Tensor | None:
+    logits = getattr(outputs, "logits", None)
+    return None if logits is None else logits[0].detach().float().cpu()
+
+
+def capture_single_stack(model, family: str, tokens: Tokens) -> Trace:
+    """Trace an encoder or a decoder on one tokenized text."""
+    input_ids = torch.tensor([tokens.ids], device=model.device)
+    with torch.no_grad():
+        outputs = model(input_ids=input_ids, output_hidden_states=True, output_attentions=True, use_cache=False)
+    return Trace(
+        family=family,
+        tokens=tokens,
+        hidden_states=stack_layers(outputs.hidden_states, "hidden states"),
+        attentions=stack_layers(outputs.attentions, "attentions"),
+        logits=_logits(outputs),
+        num_key_value_heads=getattr(model.config, "num_key_value_heads", None),
+    )
+
+
+def capture_encoder_decoder(
+    model, source: Tokens | Audio, encoder_inputs: dict, target: Tokens, audio_positions: int | None = None
+) -> Trace:
+    """Trace an encoder-decoder: ``encoder_inputs`` feed the encoder, ``target`` the decoder."""
+    inputs = {name: value.to(model.device) for name, value in encoder_inputs.items()}
+    decoder_input_ids = torch.tensor([target.ids], device=model.device)
+    with torch.no_grad():
+        outputs = model(
+            **inputs,
+            decoder_input_ids=decoder_input_ids,
+            output_hidden_states=True,
+            output_attentions=True,
+            use_cache=False,
+        )
+    return Trace(
+        family="encoder-decoder",
+        tokens=target,
+        hidden_states=stack_layers(outputs.decoder_hidden_states, "decoder hidden states"),
+        attentions=stack_layers(outputs.decoder_attentions, "decoder attentions"),
+        logits=_logits(outputs),
+        source=source,
+        encoder_hidden_states=stack_layers(outputs.encoder_hidden_states, "encoder hidden states"),
+        encoder_attentions=stack_layers(outputs.encoder_attentions, "encoder attentions"),
+        cross_attentions=stack_layers(outputs.cross_attentions, "cross-attentions"),
+        audio_positions=audio_positions,
+    )

@@ -1,0 +1,43 @@
+"""HTML helpers shared by every view: escaping and self-contained output.
+
+Every token string that reaches HTML goes through ``escape`` first: a token may contain
+``<script>``, ``&`` or quotes, and must show as text, never act as markup.
+
+Example:
+    >>> escape("<script>alert(1)</script>")
+    '&lt;script&gt;alert(1)&lt;/script&gt;'
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+
+def escape(text: object) -> str:
+    """Escape text for HTML element content and attribute values."""
+    return html.escape(str(text), quote=True)
+
+
+class HTMLView:
+    """An HTML fragment that displays itself in JupyterLab and saves as one offline file."""
+
+    def __init__(self, body: str, title: str = "llminspect view") -> None:
+        self.body = body
+        self.title = title
+
+    def _repr_html_(self) -> str:
+        return self.body
+
+    def to_html(self) -> str:
+        """A complete, self-contained HTML document (no network needed to open it)."""
+        return (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(self.title)}</title></head>"
+            f"<body>{self.body}</body></html>"
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the view as one HTML file and return its path."""
+        path = Path(path)
+        path.write_text(self.to_html(), encoding="utf-8")
+        return path
