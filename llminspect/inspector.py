@@ -13,13 +13,14 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 
 from . import audio as audio_io
 from .errors import EmptyInputError, FamilyError, InputTooLongError, WrongModalityError
-from .loading import detect_family, use_eager_attention
+from .loading import detect_family, quiet_transformers, use_eager_attention
 from .tokens import Tokens, from_ids, tokenize
 from .trace import Trace, capture_encoder_decoder, capture_single_stack
 
@@ -136,8 +137,10 @@ class Inspector:
         """The decoder's tokens: the given target text, or the model's own greedy output."""
         if target is None:
             inputs = {name: value.to(self.device) for name, value in encoder_inputs.items()}
-            with torch.no_grad():
-                generated = self.model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
+            settings = copy.deepcopy(self.model.generation_config)  # greedy, whatever the model's defaults
+            settings.update(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, max_length=None)
+            with torch.no_grad(), quiet_transformers():
+                generated = self.model.generate(**inputs, generation_config=settings)
             ids = generated[0].tolist()
             if self.modality == "text":
                 return from_ids(self.tokenizer, ids)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .errors import EmptyInputError
@@ -66,13 +67,24 @@ def tokenize(tokenizer, text: str, add_special_tokens: bool = True) -> Tokens:
 
 
 def from_ids(tokenizer, ids: list[int]) -> Tokens:
-    """Tokens for ids a model produced (e.g. a generated target); ``text`` is their decoding."""
+    """Tokens for ids a model produced (e.g. a generated target); ``text`` is their decoding.
+
+    Each token's span is what it adds to the decoded text, found by decoding growing prefixes:
+    that keeps the spaces a word-level decoder inserts and the characters byte-level pieces
+    complete together (a partial UTF-8 token adds nothing until its last byte arrives).
+    """
     ids = [int(i) for i in ids]
-    special_ids = set(tokenizer.all_special_ids)
-    strings = tokenizer.convert_ids_to_tokens(ids)
     offsets, text = [], ""
-    for token_id in ids:
-        piece = "" if token_id in special_ids else tokenizer.decode([token_id])
-        offsets.append((len(text), len(text) + len(piece)))
-        text += piece
-    return Tokens(text=text, ids=ids, strings=strings, offsets=offsets, special=[i in special_ids for i in ids])
+    for end in range(1, len(ids) + 1):
+        grown = tokenizer.decode(ids[:end], skip_special_tokens=True)
+        start = len(text) if grown.startswith(text) else len(os.path.commonprefix([text, grown]))
+        offsets.append((min(start, len(grown)), len(grown)))
+        text = grown
+    special_ids = set(tokenizer.all_special_ids)
+    return Tokens(
+        text=text,
+        ids=ids,
+        strings=tokenizer.convert_ids_to_tokens(ids),
+        offsets=offsets,
+        special=[i in special_ids for i in ids],
+    )

@@ -33,14 +33,29 @@ TEXT_SEQ2SEQ = {
     ),
     "bart": lambda: transformers.BartForConditionalGeneration(
         transformers.BartConfig(
-            d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
-            encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=20, forced_eos_token_id=None, **SMALL,
+            d_model=16,
+            encoder_layers=2,
+            decoder_layers=1,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            max_position_embeddings=20,
+            forced_eos_token_id=None,
+            **SMALL,
         )
     ),
     "marian": lambda: transformers.MarianMTModel(
         transformers.MarianConfig(
-            d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
-            encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=20, **SMALL,
+            d_model=16,
+            encoder_layers=2,
+            decoder_layers=1,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            max_position_embeddings=20,
+            **SMALL,
         )
     ),
 }
@@ -83,8 +98,10 @@ def test_text_encoder_decoders_load_from_a_folder_and_trace(tmp_path, kind):
     assert tr.tokens.ids == [0, 10, 12, 14, 13, 1]  # start, target words, end
     with torch.no_grad():
         ref = m.model(
-            input_ids=torch.tensor([tr.source.ids]), decoder_input_ids=torch.tensor([tr.tokens.ids]),
-            output_attentions=True, output_hidden_states=True,
+            input_ids=torch.tensor([tr.source.ids]),
+            decoder_input_ids=torch.tensor([tr.tokens.ids]),
+            output_attentions=True,
+            output_hidden_states=True,
         )
     for captured, reference in [
         (tr.encoder_attentions, ref.encoder_attentions),
@@ -99,17 +116,25 @@ def test_text_encoder_decoders_load_from_a_folder_and_trace(tmp_path, kind):
 
 
 def test_decoder_and_masked_encoder_from_folders(tmp_path):
-    gpt2 = save_random(tmp_path / "gpt2", lambda: transformers.GPT2LMHeadModel(
-        transformers.GPT2Config(vocab_size=len(WORDS), n_embd=16, n_layer=2, n_head=2, n_positions=8)
-    ))
+    gpt2 = save_random(
+        tmp_path / "gpt2",
+        lambda: transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(vocab_size=len(WORDS), n_embd=16, n_layer=2, n_head=2, n_positions=8)
+        ),
+    )
     m = li.load(gpt2, device="cpu")
     tr = m.trace("the cat sees a dog")
     assert m.family == "decoder" and tr.attentions.shape == (2, 2, 6, 6) and tr.logits.shape == (6, len(WORDS))
     with pytest.raises(errors.InputTooLongError, match="at most 8"):
         m.trace("the cat sees a dog the cat sees a dog")
-    bert = save_random(tmp_path / "bert", lambda: transformers.BertForMaskedLM(transformers.BertConfig(
-        vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32
-    )))
+    bert = save_random(
+        tmp_path / "bert",
+        lambda: transformers.BertForMaskedLM(
+            transformers.BertConfig(
+                vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32
+            )
+        ),
+    )
     m = li.load(bert, device="cpu")
     assert m.family == "encoder" and m.trace("the cat").logits.shape == (3, len(WORDS))
 

@@ -32,3 +32,16 @@ def test_token_table_escapes_markup(decoder, tmp_path):
     assert not re.search(r"(src|href)=['\"]?https?://", html)
     saved = view.save(tmp_path / "tokens.html")
     assert saved.read_text(encoding="utf-8") == html
+
+
+def test_tokens_of_generated_ids_keep_spaces_and_whole_characters(decoder, toy):
+    from llminspect.tokens import from_ids
+
+    words = from_ids(
+        toy.tokenizer, [toy.config.decoder_start_token_id] + toy.tokenizer(text_target="birdo gaja").input_ids
+    )
+    assert words.text == "birdo gaja" and words.pieces == ["", "birdo", " gaja", ""]
+    assert words.special == [True, False, False, True]
+    text = "Emoji 🙂 café"
+    pieces = from_ids(decoder.tokenizer, decoder.tokenizer(text).input_ids)
+    assert pieces.text == text and pieces.pieces == ["Em", "oji", " 🙂", " café"]
