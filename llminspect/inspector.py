@@ -85,7 +85,7 @@ class Inspector:
             "hidden size": getattr(text_config, "hidden_size", None),
             "vocabulary": getattr(text_config, "vocab_size", None),
             "parameters": sum(p.numel() for p in self.model.parameters()),
-            "max tokens": self.max_tokens,
+            "max tokens": self.max_tokens if self.modality == "text" else self.max_target_tokens,
             "device": str(self.device),
             "dtype": str(self.dtype).replace("torch.", ""),
         }

@@ -5,10 +5,11 @@ never need the tokenizer again. Offsets are character spans into ``text`` ((0, 0
 tokens that cover no characters).
 
 Example:
-    >>> from transformers import AutoTokenizer                      # doctest: +SKIP
-    >>> toks = tokenize(AutoTokenizer.from_pretrained("gpt2"), "Hi there")  # doctest: +SKIP
-    >>> toks.strings                                                # doctest: +SKIP
-    ['Hi', 'Ġthere']
+    >>> from transformers import AutoTokenizer
+    >>> from llminspect.registry import ASSETS
+    >>> toks = tokenize(AutoTokenizer.from_pretrained(ASSETS / "toy_seq2seq"), "happy bird")
+    >>> toks.strings, toks.special
+    (['happy', 'bird', '</s>'], [False, False, True])
 """
 
 from __future__ import annotations

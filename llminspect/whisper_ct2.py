@@ -8,10 +8,10 @@ split; Whisper's key projections carry no bias, so that third of the fused bias 
 is zero). The output projection is tied to the token embeddings in both formats.
 
 Example:
-    >>> arrays = read_ct2_arrays("model.bin")                      # doctest: +SKIP
-    >>> state = whisper_state_dict(arrays)                         # doctest: +SKIP
-    >>> state["model.encoder.conv1.weight"].shape                  # doctest: +SKIP
-    torch.Size([384, 80, 3])
+    >>> from llminspect.registry import EMBEDDED, source_path
+    >>> spec, arrays = read_ct2_arrays(source_path(EMBEDDED["encoder-decoder"]) / "model.bin")
+    >>> spec, whisper_state_dict(arrays)["model.encoder.conv1.weight"].shape
+    ('WhisperSpec', (384, 80, 3))
 """
 
 from __future__ import annotations
