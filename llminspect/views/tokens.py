@@ -14,7 +14,7 @@ from .html import HTMLView, escape
 
 _STYLE = (
     "<style>.li-tokens{border-collapse:collapse;font:13px sans-serif}"
-    ".li-tokens td,.li-tokens th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+    ".li-tokens td,.li-tokens th{border:1px solid #ccc;padding:2px 8px;text-align:left !important}"
     ".li-tokens th{background:#f3f3f3}.li-tokens .special{color:#a33}"
     ".li-tokens code{background:#eef;padding:0 3px;white-space:pre}</style>"
 )
