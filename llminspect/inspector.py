@@ -98,7 +98,21 @@ class Inspector:
             raise WrongModalityError("tokenize takes text; audio is turned into features, not tokens.")
         return tokenize(self.tokenizer, text)
 
-    def _text_input(self, text, limit: int | None, role: str = "text") -> Tokens:
+    def next_tokens(self, prompt: str, k: int = 10):
+        """The ``k`` likeliest next tokens after ``prompt`` (decoders), as a ``NextTokens``."""
+        from .sampling import next_tokens
+
+        return next_tokens(self, prompt, k)
+
+    def heal(self, prompt: str, k: int = 10):
+        """Next tokens of ``prompt`` as written and after token healing, as a ``HealedPrompt``."""
+        from .sampling import heal
+
+        return heal(self, prompt, k)
+
+    def checked_tokens(self, text, role: str = "text") -> Tokens:
+        """Tokenize ``text`` for a forward pass, refusing audio, empty text and text over the context."""
+        limit = self.max_tokens
         if audio_io.looks_like_audio(text):
             raise WrongModalityError(
                 f"{self.name} reads text, but it was given audio. Pass a string, or load a speech model "
@@ -177,14 +191,14 @@ class Inspector:
         if self.family != "encoder-decoder":
             if target is not None:
                 raise FamilyError(
-                    f"target= applies to encoder-decoder models; {self.name} is a {self.family}. "
+                    f"target= applies to encoder-decoder models; {self.name} is from the {self.family} family. "
                     "For a decoder, put the continuation in the text itself."
                 )
-            return capture_single_stack(self.model, self.family, self._text_input(source, self.max_tokens))
+            return capture_single_stack(self.model, self.family, self.checked_tokens(source))
         if self.modality == "audio":
             source_data, encoder_inputs, positions = self._audio_input(source)
         else:
-            source_data = self._text_input(source, self.max_tokens, "source text")
+            source_data = self.checked_tokens(source, "source text")
             encoder_inputs, positions = {"input_ids": torch.tensor([source_data.ids])}, None
         if target is not None and not str(target).strip():
             raise EmptyInputError(

@@ -1,8 +1,10 @@
-"""Tokenization as data: ids, vocabulary strings, character offsets and special-token marks.
+"""Tokenization as data: ids, vocabulary strings, offsets, bytes and special-token marks.
 
 A ``Tokens`` holds what a tokenizer did to one text, in plain Python lists, so views and tests
 never need the tokenizer again. Offsets are character spans into ``text`` ((0, 0) for special
-tokens that cover no characters).
+tokens that cover no characters). ``token_bytes`` are the raw UTF-8 bytes each token stands for:
+byte-level BPE (GPT-2, Llama 3, SmolLM2, Whisper) may cut one character, such as an emoji, into
+several tokens, each a *partial* UTF-8 sequence that only makes a character with its neighbours.
 
 Example:
     >>> from transformers import AutoTokenizer
@@ -14,10 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
-from .errors import EmptyInputError
+from .errors import EmptyInputError, InputError
+
+SPACE_SIGN = "␣"
+_VISIBLE = {" ": SPACE_SIGN, "\n": "↵", "\t": "⇥", "\r": "␍"}
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")  # SentencePiece byte fallback, e.g. <0xF0>
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class Tokens:
     strings: list[str]  # vocabulary entries, e.g. 'Ġfox' or '##ing'
     offsets: list[tuple[int, int]]  # character span of each token in ``text``
     special: list[bool]  # True for tokens the tokenizer added (<s>, [CLS], ...)
+    token_bytes: list[bytes] = field(default_factory=list)  # raw bytes of each token (b"" for special)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -37,6 +47,30 @@ class Tokens:
     def pieces(self) -> list[str]:
         """The characters of ``text`` each token covers ('' for special tokens)."""
         return [self.text[start:end] for start, end in self.offsets]
+
+    @property
+    def partial(self) -> list[bool]:
+        """True where a token's bytes are not valid UTF-8 on their own (part of a character)."""
+        return [not _is_utf8(raw) for raw in self.token_bytes]
+
+    @property
+    def labels(self) -> list[str]:
+        """What a view shows for each token: its text with spaces made visible (␣), or its bytes in hex.
+
+        Example:
+            >>> Tokens("a b", [1, 2], ["a", "Ġb"], [(0, 1), (1, 3)], [False, False], [b"a", b" b"]).labels
+            ['a', '␣b']
+        """
+        labels = []
+        for string, raw, special in zip(self.strings, self.token_bytes, self.special, strict=True):
+            if special:
+                labels.append(string)
+            elif not _is_utf8(raw):
+                labels.append(" ".join(f"{b:02X}" for b in raw))
+            else:
+                marker = "##" if string.startswith("##") else ""  # WordPiece: glued to the previous piece
+                labels.append(marker + "".join(_VISIBLE.get(c, c) for c in raw.decode("utf-8")))
+        return labels
 
     def rows(self) -> list[dict]:
         """One dict per token (position, id, token, characters, special), e.g. for a table."""
@@ -51,19 +85,22 @@ class Tokens:
 def tokenize(tokenizer, text: str, add_special_tokens: bool = True) -> Tokens:
     """Tokenize ``text`` with a fast (Rust) transformers tokenizer and keep everything a view needs."""
     if not isinstance(text, str):
-        raise TypeError(f"Expected text (a str), got {type(text).__name__}.")
+        raise InputError(f"Expected text (a str), got {type(text).__name__}.")
     if text == "":
         raise EmptyInputError("The text is empty: give at least one character to tokenize.")
     encoded = tokenizer(
         text, add_special_tokens=add_special_tokens, return_offsets_mapping=True, return_special_tokens_mask=True
     )
     ids = list(encoded["input_ids"])
+    strings = tokenizer.convert_ids_to_tokens(ids)
+    special = [bool(flag) for flag in encoded["special_tokens_mask"]]
     return Tokens(
         text=text,
         ids=ids,
-        strings=tokenizer.convert_ids_to_tokens(ids),
+        strings=strings,
         offsets=[(int(start), int(end)) for start, end in encoded["offset_mapping"]],
-        special=[bool(flag) for flag in encoded["special_tokens_mask"]],
+        special=special,
+        token_bytes=bytes_of(tokenizer, strings, special),
     )
 
 
@@ -82,10 +119,91 @@ def from_ids(tokenizer, ids: list[int]) -> Tokens:
         offsets.append((min(start, len(grown)), len(grown)))
         text = grown
     special_ids = set(tokenizer.all_special_ids)
+    strings = tokenizer.convert_ids_to_tokens(ids)
+    special = [i in special_ids for i in ids]
     return Tokens(
         text=text,
         ids=ids,
-        strings=tokenizer.convert_ids_to_tokens(ids),
+        strings=strings,
         offsets=offsets,
-        special=[i in special_ids for i in ids],
+        special=special,
+        token_bytes=bytes_of(tokenizer, strings, special),
+    )
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@functools.cache
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, reversed: the printable stand-in character -> the byte it stands for."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}
+
+
+def is_byte_level(tokenizer) -> bool:
+    """Whether a fast tokenizer is byte-level BPE (its vocabulary spells bytes with stand-in characters)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    return '"ByteLevel"' in json.dumps(json.loads(backend.to_str()).get("decoder"))
+
+
+def bytes_of(tokenizer, strings: list[str], special: list[bool]) -> list[bytes]:
+    """The raw bytes each vocabulary string stands for (b"" for special tokens).
+
+    Byte-level vocabularies map every byte to a printable character ("Ġ" is the space byte);
+    SentencePiece writes a space as "▁" and unknown bytes as "<0xF0>"; WordPiece marks a
+    word-internal piece with "##", which is not part of its text.
+    """
+    byte_level = is_byte_level(tokenizer)
+    decoder = _byte_decoder() if byte_level else {}
+    out = []
+    for string, is_special in zip(strings, special, strict=True):
+        if is_special:
+            out.append(b"")
+        elif byte_level and all(c in decoder for c in string):
+            out.append(bytes(decoder[c] for c in string))
+        elif match := _BYTE_TOKEN.fullmatch(string):
+            out.append(bytes([int(match.group(1), 16)]))
+        else:
+            text = string[2:] if string.startswith("##") else string
+            out.append(text.replace("▁", " ").encode("utf-8"))
+    return out
+
+
+SPLIT_RULES = {
+    "whitespace": "WhitespaceSplit",  # cut at spaces only: "child's" and "book." stay whole
+    "whitespace + punctuation": "Whitespace",  # runs of letters/digits, or of punctuation
+    "BERT pre-tokenizer": "BertPreTokenizer",  # whitespace, then every punctuation mark alone
+}
+
+
+def split_words(text: str, rule: str = "whitespace") -> Tokens:
+    """Split ``text`` by a simple rule (no vocabulary, so no ids): the steps before subword tokenization.
+
+    Example:
+        >>> split_words("The child's book.", "whitespace + punctuation").strings
+        ['The', 'child', "'", 's', 'book', '.']
+    """
+    from tokenizers import pre_tokenizers
+
+    if rule not in SPLIT_RULES:
+        raise InputError(f"Unknown split rule {rule!r}; choose one of {', '.join(SPLIT_RULES)}.")
+    if text == "":
+        raise EmptyInputError("The text is empty: give at least one character to split.")
+    pieces = getattr(pre_tokenizers, SPLIT_RULES[rule])().pre_tokenize_str(text)
+    return Tokens(
+        text=text,
+        ids=[-1] * len(pieces),
+        strings=[piece for piece, _ in pieces],
+        offsets=[span for _, span in pieces],
+        special=[False] * len(pieces),
+        token_bytes=[piece.encode("utf-8") for piece, _ in pieces],
     )

@@ -59,7 +59,8 @@ class Trace:
         """The decoder's self-attention (encoder-decoder traces only; same as ``attentions``)."""
         if self.family != "encoder-decoder":
             raise FamilyError(
-                f"decoder_attentions exists for encoder-decoder traces; this is a {self.family}: use .attentions."
+                "decoder_attentions exists for encoder-decoder traces; "
+                f"this trace is from the {self.family} family: use .attentions."
             )
         return self.attentions
 

@@ -1,13 +1,27 @@
-"""Views: rendering only. Each takes plain data (Tokens, Trace, ...) and returns an object that
-displays itself in JupyterLab and saves as one self-contained HTML file. Nothing here touches a
-model.
+"""Views: rendering only. Each takes plain data (Tokens, Trace, WordVectors, ...) and returns an
+object that displays itself in JupyterLab and saves as one self-contained HTML file
+(``views.save``). Nothing here touches a model.
 
 Example:
     >>> from llminspect import views
-    >>> callable(views.token_table)
+    >>> callable(views.tokens) and callable(views.save)
     True
 """
 
-from .tokens import token_table
+from .embeddings import layer_similarity, neighbours, projection, rankings, similarity
+from .html import save
+from .tokens import compare, healing, live, token_table, tokens
 
-__all__ = ["token_table"]
+__all__ = [
+    "compare",
+    "healing",
+    "layer_similarity",
+    "live",
+    "neighbours",
+    "projection",
+    "rankings",
+    "save",
+    "similarity",
+    "token_table",
+    "tokens",
+]

@@ -41,3 +41,23 @@ class HTMLView:
         path = Path(path)
         path.write_text(self.to_html(), encoding="utf-8")
         return path
+
+
+def save(view, path: str | Path) -> Path:
+    """Save a view as one self-contained HTML file that opens with no network.
+
+    Works for llminspect's HTML views and plotly figures (plotly.js is written into the file).
+    Live widgets need a running kernel, so they cannot be saved; save the static view they show.
+    """
+    path = Path(path)
+    if isinstance(view, HTMLView):
+        return view.save(path)
+    if hasattr(view, "write_html"):  # a plotly figure
+        view.write_html(path, include_plotlyjs=True, full_html=True)
+        return path
+    from ..errors import LLMInspectError
+
+    raise LLMInspectError(
+        f"A {type(view).__name__} cannot be saved as a self-contained HTML file: live widgets need a "
+        "running kernel. Save the static view instead (e.g. views.tokens(...) or a plotly figure)."
+    )

@@ -1,0 +1,272 @@
+"""Embeddings as data: static vs contextual vectors, similarity, projection, neighbours, analogies.
+
+A *static* vector is a row of the input embedding table: the same for a word wherever it
+appears. A *contextual* vector is the hidden state at that word after some layers: it changes
+with the sentence around it. Words the vocabulary splits into several tokens are pooled by the
+mean of their tokens' vectors; every result lists the tokens it pooled (``pieces``).
+
+Which stack gives the vectors: an encoder's or a decoder's own layers; for an encoder-decoder,
+the encoder reads the text (its decoder's token table is the static table). Whisper's encoder
+hears audio, so text vectors come from its decoder token table only.
+
+Example:
+    >>> import llminspect as li
+    >>> m = li.load("encoder")
+    >>> bank = word_in_contexts(m, "bank", ["He sat on the river bank.", "She opened a bank account."])
+    >>> bank.layers.shape, round(float(bank.similarity()[0, 0, 1]), 3) < 1.0
+    (torch.Size([2, 7, 384]), True)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import torch
+
+from .errors import EmptyInputError, FamilyError, InputError
+from .registry import ASSETS
+from .tokens import Tokens
+
+POOLINGS = ("mean", "cls", "last")
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """One word's vectors in several contexts: its static vector and every layer's hidden state."""
+
+    word: str
+    contexts: list[str]
+    pieces: list[list[str]]  # the tokens pooled for the word in each context
+    static: torch.Tensor  # [hidden]: the mean of its tokens' rows in the input embedding table
+    layers: torch.Tensor  # [contexts, layers + 1, hidden]; layer 0 is the embedding output
+
+    def similarity(self) -> torch.Tensor:
+        """Cosine similarity between contexts at every layer: [layers + 1, contexts, contexts]."""
+        return torch.stack([cosine_matrix(self.layers[:, layer]) for layer in range(self.layers.shape[1])])
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The rows of the embedding table closest (by cosine) to a query vector."""
+
+    query: str
+    pieces: list[str]  # the tokens whose vectors made the query
+    tokens: list[str]  # the neighbours, decoded
+    ids: list[int]
+    cosines: list[float]
+
+    def rows(self) -> list[dict]:
+        return [{"token": t, "id": i, "cosine": c} for t, i, c in zip(self.tokens, self.ids, self.cosines, strict=True)]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Vectors projected on their first principal components (PCA fitted on these vectors only)."""
+
+    labels: list[str]
+    groups: list[str]
+    coordinates: torch.Tensor  # [items, dims]
+    explained_variance: list[float]  # share of the total variance on each component
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How well sentence vectors find each sentence's paraphrase among all candidates."""
+
+    pooling: str
+    top1: float  # share of sentences whose paraphrase is the nearest candidate
+    mean_reciprocal_rank: float
+    ranks: list[int]  # 1 = the paraphrase came first
+
+
+def cosine_matrix(vectors: torch.Tensor) -> torch.Tensor:
+    """cos(a, b) = a·b / (|a| |b|) for every pair of rows: [n, n]."""
+    unit = torch.nn.functional.normalize(vectors.float(), dim=-1)
+    return unit @ unit.T
+
+
+def dot_matrix(vectors: torch.Tensor) -> torch.Tensor:
+    """a·b = sum_i a_i b_i for every pair of rows: [n, n] (grows with the vectors' lengths)."""
+    vectors = vectors.float()
+    return vectors @ vectors.T
+
+
+def embedding_table(inspector) -> torch.Tensor:
+    """The input embedding table [vocabulary, hidden] (for an encoder-decoder, the decoder's tokens)."""
+    return inspector.model.get_input_embeddings().weight.detach().float().cpu()
+
+
+def word_pieces(inspector, word: str) -> list[int]:
+    """Token ids of ``word`` as it appears inside a sentence (after a space), without special tokens."""
+    if not isinstance(word, str) or not word.strip():
+        raise EmptyInputError("The word is empty: give a word such as 'king'.")
+    encoded = inspector.tokenizer(" " + word.strip(), add_special_tokens=False).input_ids
+    pieces = [i for i in encoded if inspector.tokenizer.decode([i]).strip()]  # drop a bare space token
+    if not pieces:
+        raise InputError(f"{word!r} gives no tokens in {inspector.name}'s vocabulary.")
+    return pieces
+
+
+def static_vector(inspector, word: str) -> tuple[list[str], torch.Tensor]:
+    """The tokens of ``word`` and the mean of their rows in the input embedding table."""
+    ids = word_pieces(inspector, word)
+    return inspector.tokenizer.convert_ids_to_tokens(ids), embedding_table(inspector)[ids].mean(0)
+
+
+def _text_stack(inspector) -> str:
+    if inspector.modality != "text":
+        raise FamilyError(
+            f"{inspector.name}'s encoder hears audio, so it has no contextual vectors for text. "
+            "Use li.load('encoder'), 'decoder' or 'toy-seq2seq' (static vectors of Whisper's tokens still work)."
+        )
+    return "encoder" if inspector.family == "encoder-decoder" else "model"
+
+
+def hidden_states(inspector, text: str) -> tuple[Tokens, torch.Tensor]:
+    """The tokens of ``text`` and the hidden states [layers + 1, tokens, hidden] of the stack that reads it."""
+    stack = _text_stack(inspector)
+    tokens = inspector.checked_tokens(text)
+    module = inspector.model.get_encoder() if stack == "encoder" else inspector.model
+    with torch.no_grad():
+        outputs = module(input_ids=torch.tensor([tokens.ids], device=inspector.device), output_hidden_states=True)
+    return tokens, torch.stack([h[0] for h in outputs.hidden_states]).float().cpu()
+
+
+def word_positions(tokens: Tokens, word: str) -> list[int]:
+    """Positions of the tokens covering the first whole-word occurrence of ``word`` in ``tokens.text``."""
+    pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)")
+    match = pattern.search(tokens.text) or re.compile(pattern.pattern, re.IGNORECASE).search(tokens.text)
+    if match is None:
+        raise InputError(f"The word {word!r} does not occur in {tokens.text!r}.")
+    start, end = match.span()
+    positions = [i for i, (a, b) in enumerate(tokens.offsets) if b > a and a < end and b > start]
+    if not positions:
+        raise InputError(f"No token covers {word!r} in {tokens.text!r}.")
+    return positions
+
+
+def word_in_contexts(inspector, word: str, contexts: list[str]) -> WordVectors:
+    """The static vector of ``word`` and its contextual vector at every layer in each context."""
+    if len(contexts) < 1:
+        raise EmptyInputError("Give at least one sentence that contains the word.")
+    pieces, static = static_vector(inspector, word)
+    per_context, context_pieces = [], []
+    for context in contexts:
+        tokens, states = hidden_states(inspector, context)
+        positions = word_positions(tokens, word)
+        context_pieces.append([tokens.strings[i] for i in positions])
+        per_context.append(states[:, positions].mean(1))
+    return WordVectors(word, list(contexts), context_pieces, static, torch.stack(per_context))
+
+
+def word_vectors(inspector, words: list[str]) -> tuple[list[list[str]], torch.Tensor]:
+    """Static vectors of several words: their pieces, and [words, hidden]."""
+    if not words:
+        raise EmptyInputError("The word list is empty: give at least two words to compare.")
+    results = [static_vector(inspector, word) for word in words]
+    return [pieces for pieces, _ in results], torch.stack([vector for _, vector in results])
+
+
+def sentence_vectors(inspector, sentences: list[str], pooling: str = "mean", layer: int = -1) -> torch.Tensor:
+    """One vector per sentence from a layer's hidden states: [sentences, hidden].
+
+    ``mean`` averages every token, special ones included (how all-MiniLM-L6-v2 was trained to be
+    used); ``cls`` takes the first token (BERT's [CLS]); ``last`` the final token (what a decoder
+    has seen everything by).
+    """
+    if pooling not in POOLINGS:
+        raise InputError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}.")
+    if pooling == "cls" and inspector.family == "decoder":
+        raise FamilyError(
+            "A decoder's first token sees only itself, so 'cls' pooling means nothing: use 'mean' or 'last'."
+        )
+    if not sentences:
+        raise EmptyInputError("The sentence list is empty.")
+    vectors = []
+    for sentence in sentences:
+        _, states = hidden_states(inspector, sentence)
+        chosen = states[layer]
+        vectors.append({"mean": chosen.mean(0), "cls": chosen[0], "last": chosen[-1]}[pooling])
+    return torch.stack(vectors)
+
+
+def project(vectors: torch.Tensor, labels: list[str], groups: list[str] | None = None, dims: int = 2) -> Projection:
+    """PCA of ``vectors`` (centred, by SVD) onto ``dims`` components, fitted on these vectors only."""
+    if dims not in (2, 3):
+        raise InputError(f"dims={dims}: project to 2 or 3 dimensions.")
+    if vectors.shape[0] <= dims:
+        raise InputError(f"PCA to {dims} dimensions needs more than {dims} vectors; got {vectors.shape[0]}.")
+    if len(labels) != vectors.shape[0]:
+        raise InputError(f"{len(labels)} labels for {vectors.shape[0]} vectors.")
+    centred = vectors.float() - vectors.float().mean(0)
+    _, singular, right = torch.linalg.svd(centred, full_matrices=False)
+    variance = singular**2
+    return Projection(
+        labels=list(labels),
+        groups=list(groups) if groups is not None else [""] * len(labels),
+        coordinates=centred @ right[:dims].T,
+        explained_variance=(variance[:dims] / variance.sum()).tolist(),
+    )
+
+
+def nearest(
+    inspector, vector: torch.Tensor, k: int = 10, exclude: list[int] = (), query: str = "", pieces=()
+) -> Neighbours:
+    """The ``k`` rows of the embedding table with the highest cosine to ``vector``."""
+    table = embedding_table(inspector)
+    cosines = torch.nn.functional.normalize(table, dim=-1) @ torch.nn.functional.normalize(vector.float(), dim=0)
+    cosines[list(exclude)] = -2.0  # never return the query's own tokens
+    values, indices = cosines.topk(k)
+    return Neighbours(
+        query=query,
+        pieces=list(pieces),
+        tokens=[inspector.tokenizer.decode([i]) for i in indices.tolist()],
+        ids=indices.tolist(),
+        cosines=values.tolist(),
+    )
+
+
+def nearest_tokens(inspector, word: str, k: int = 10) -> Neighbours:
+    """Tokens whose static vectors are closest to ``word``'s (its own tokens left out)."""
+    pieces, vector = static_vector(inspector, word)
+    return nearest(inspector, vector, k, word_pieces(inspector, word), word, pieces)
+
+
+def analogy(inspector, positive: list[str], negative: list[str], k: int = 10) -> Neighbours:
+    """Nearest tokens to sum(positive) - sum(negative) of static vectors, e.g. king - man + woman.
+
+    The input words' own tokens are left out of the answer, as is usual for this test.
+    """
+    words = list(positive) + list(negative)
+    pieces, vectors = word_vectors(inspector, words)
+    signs = torch.tensor([1.0] * len(positive) + [-1.0] * len(negative))
+    target = (signs[:, None] * vectors).sum(0)
+    own = sorted({i for word in words for i in word_pieces(inspector, word)})
+    query = " + ".join(positive) + "".join(f" - {word}" for word in negative)
+    return nearest(inspector, target, k, own, query, [p for group in pieces for p in group])
+
+
+def paraphrase_ranking(
+    inspector, pairs: list[tuple[str, str]], decoys: list[str] = (), pooling: str = "mean"
+) -> Ranking:
+    """For each pair (a, b): rank every b, and every decoy, by cosine to a; where does a's own b land?"""
+    if len(pairs) < 2:
+        raise InputError("Ranking needs at least two sentence pairs.")
+    firsts = sentence_vectors(inspector, [a for a, _ in pairs], pooling)
+    seconds = sentence_vectors(inspector, [b for _, b in pairs] + list(decoys), pooling)
+    scores = torch.nn.functional.normalize(firsts, dim=-1) @ torch.nn.functional.normalize(seconds, dim=-1).T
+    ranks = [int((row > row[i]).sum()) + 1 for i, row in enumerate(scores)]
+    return Ranking(
+        pooling=pooling,
+        top1=sum(r == 1 for r in ranks) / len(ranks),
+        mean_reciprocal_rank=sum(1 / r for r in ranks) / len(ranks),
+        ranks=ranks,
+    )
+
+
+def sentence_pairs() -> tuple[list[tuple[str, str]], list[str]]:
+    """The paraphrase pairs and decoys shipped in ``assets/sentence_pairs.json``."""
+    data = json.loads((ASSETS / "sentence_pairs.json").read_text(encoding="utf-8"))
+    return [tuple(pair) for pair in data["pairs"]], list(data["decoys"])
