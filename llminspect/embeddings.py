@@ -20,14 +20,13 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 import torch
 
 from .errors import EmptyInputError, FamilyError, InputError
 from .registry import ASSETS
-from .tokens import Tokens
+from .tokens import Tokens, word_positions
 
 POOLINGS = ("mean", "cls", "last")
 
@@ -132,19 +131,6 @@ def hidden_states(inspector, text: str) -> tuple[Tokens, torch.Tensor]:
     with torch.no_grad():
         outputs = module(input_ids=torch.tensor([tokens.ids], device=inspector.device), output_hidden_states=True)
     return tokens, torch.stack([h[0] for h in outputs.hidden_states]).float().cpu()
-
-
-def word_positions(tokens: Tokens, word: str) -> list[int]:
-    """Positions of the tokens covering the first whole-word occurrence of ``word`` in ``tokens.text``."""
-    pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)")
-    match = pattern.search(tokens.text) or re.compile(pattern.pattern, re.IGNORECASE).search(tokens.text)
-    if match is None:
-        raise InputError(f"The word {word!r} does not occur in {tokens.text!r}.")
-    start, end = match.span()
-    positions = [i for i, (a, b) in enumerate(tokens.offsets) if b > a and a < end and b > start]
-    if not positions:
-        raise InputError(f"No token covers {word!r} in {tokens.text!r}.")
-    return positions
 
 
 def word_in_contexts(inspector, word: str, contexts: list[str]) -> WordVectors:

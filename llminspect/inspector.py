@@ -54,6 +54,12 @@ class Inspector:
         return "audio" if self.model.main_input_name == "input_features" else "text"
 
     @property
+    def alignment_heads(self) -> list[tuple[int, int]] | None:
+        """(layer, head) pairs whose cross-attention tracks time in the audio (Whisper ships them)."""
+        heads = getattr(self.model.generation_config, "alignment_heads", None)
+        return [tuple(pair) for pair in heads] if heads else None
+
+    @property
     def max_tokens(self) -> int | None:
         """The most tokens a text input may have (None: the model sets no limit, e.g. T5)."""
         return getattr(self.config, "max_position_embeddings", None)
@@ -128,7 +134,8 @@ class Inspector:
             )
         return tokens
 
-    def _audio_input(self, source) -> tuple[audio_io.Audio, dict, int]:
+    def _audio_input(self, source) -> tuple[audio_io.Audio, dict, dict]:
+        """The clip, the encoder's input features, and where the real audio ends among its positions."""
         if isinstance(source, str) and not audio_io.looks_like_audio(source):
             raise WrongModalityError(
                 f"{self.name} is a speech model: it reads audio, not text. Pass a 16 kHz array or a WAV path, "
@@ -143,9 +150,13 @@ class Inspector:
                 "at a time: cut it shorter."
             )
         features = extractor(clip.waveform, sampling_rate=clip.sample_rate, return_tensors="pt")
-        encoder_positions = self.config.max_source_positions
-        positions = math.ceil(len(clip.waveform) / extractor.n_samples * encoder_positions)
-        return clip, {"input_features": features.input_features.to(self.dtype)}, min(positions, encoder_positions)
+        positions = self.config.max_source_positions
+        seconds = max_seconds / positions
+        timing = {
+            "audio_positions": min(math.ceil(clip.duration / seconds), positions),
+            "seconds_per_position": seconds,
+        }
+        return clip, {"input_features": features.input_features.to(self.dtype)}, timing
 
     def _target(self, target: str | None, encoder_inputs: dict, max_new_tokens: int) -> Tokens:
         """The decoder's tokens: the given target text, or the model's own greedy output."""
@@ -196,13 +207,13 @@ class Inspector:
                 )
             return capture_single_stack(self.model, self.family, self.checked_tokens(source))
         if self.modality == "audio":
-            source_data, encoder_inputs, positions = self._audio_input(source)
+            source_data, encoder_inputs, timing = self._audio_input(source)
         else:
             source_data = self.checked_tokens(source, "source text")
-            encoder_inputs, positions = {"input_ids": torch.tensor([source_data.ids])}, None
+            encoder_inputs, timing = {"input_ids": torch.tensor([source_data.ids])}, None
         if target is not None and not str(target).strip():
             raise EmptyInputError(
                 "The target is empty: give some text, or leave target=None to let the model write one."
             )
         tokens = self._target(target, encoder_inputs, max_new_tokens)
-        return capture_encoder_decoder(self.model, source_data, encoder_inputs, tokens, positions)
+        return capture_encoder_decoder(self.model, source_data, encoder_inputs, tokens, timing)

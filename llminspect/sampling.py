@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import FamilyError, InputError
-from .tokens import bytes_of
+from .tokens import bytes_of, special_token_ids
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def next_tokens(inspector, prompt: str, k: int = 10) -> NextTokens:
 @functools.lru_cache(maxsize=4)
 def _vocabulary_bytes(tokenizer) -> list[bytes]:
     strings = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    special = set(tokenizer.all_special_ids)
+    special = special_token_ids(tokenizer)
     return bytes_of(tokenizer, [s or "" for s in strings], [i in special for i in range(len(strings))])
 
 

@@ -118,7 +118,7 @@ def from_ids(tokenizer, ids: list[int]) -> Tokens:
         start = len(text) if grown.startswith(text) else len(os.path.commonprefix([text, grown]))
         offsets.append((min(start, len(grown)), len(grown)))
         text = grown
-    special_ids = set(tokenizer.all_special_ids)
+    special_ids = special_token_ids(tokenizer)
     strings = tokenizer.convert_ids_to_tokens(ids)
     special = [i in special_ids for i in ids]
     return Tokens(
@@ -129,6 +129,13 @@ def from_ids(tokenizer, ids: list[int]) -> Tokens:
         special=special,
         token_bytes=bytes_of(tokenizer, strings, special),
     )
+
+
+def special_token_ids(tokenizer) -> set[int]:
+    """Ids of special tokens: the named ones (<s>, [CLS], ...) and added tokens flagged special
+    (Whisper's <|startoftranscript|>, <|notimestamps|>, ...)."""
+    added = getattr(tokenizer, "added_tokens_decoder", {})
+    return set(tokenizer.all_special_ids) | {i for i, token in added.items() if getattr(token, "special", False)}
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -207,3 +214,16 @@ def split_words(text: str, rule: str = "whitespace") -> Tokens:
         special=[False] * len(pieces),
         token_bytes=[piece.encode("utf-8") for piece, _ in pieces],
     )
+
+
+def word_positions(tokens: Tokens, word: str) -> list[int]:
+    """Positions of the tokens covering the first whole-word occurrence of ``word`` in ``tokens.text``."""
+    pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)")
+    match = pattern.search(tokens.text) or re.compile(pattern.pattern, re.IGNORECASE).search(tokens.text)
+    if match is None:
+        raise InputError(f"The word {word!r} does not occur in {tokens.text!r}.")
+    start, end = match.span()
+    positions = [i for i, (a, b) in enumerate(tokens.offsets) if b > a and a < end and b > start]
+    if not positions:
+        raise InputError(f"No token covers {word!r} in {tokens.text!r}.")
+    return positions

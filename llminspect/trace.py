@@ -45,6 +45,7 @@ class Trace:
     cross_attentions: torch.Tensor | None = None
     num_key_value_heads: int | None = None  # < heads means grouped-query attention
     audio_positions: int | None = None  # encoder positions that hold real audio (the rest is padding)
+    seconds_per_position: float | None = None  # audio time one encoder position stands for (Whisper: 0.02 s)
 
     @property
     def num_layers(self) -> int:
@@ -98,7 +99,7 @@ def capture_single_stack(model, family: str, tokens: Tokens) -> Trace:
 
 
 def capture_encoder_decoder(
-    model, source: Tokens | Audio, encoder_inputs: dict, target: Tokens, audio_positions: int | None = None
+    model, source: Tokens | Audio, encoder_inputs: dict, target: Tokens, audio: dict | None = None
 ) -> Trace:
     """Trace an encoder-decoder: ``encoder_inputs`` feed the encoder, ``target`` the decoder."""
     inputs = {name: value.to(model.device) for name, value in encoder_inputs.items()}
@@ -121,5 +122,5 @@ def capture_encoder_decoder(
         encoder_hidden_states=stack_layers(outputs.encoder_hidden_states, "encoder hidden states"),
         encoder_attentions=stack_layers(outputs.encoder_attentions, "encoder attentions"),
         cross_attentions=stack_layers(outputs.cross_attentions, "cross-attentions"),
-        audio_positions=audio_positions,
+        **(audio or {}),
     )

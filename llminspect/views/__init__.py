@@ -8,11 +8,19 @@ Example:
     True
 """
 
+from .attention import attention, audio_cross_attention, head_matrix, head_overview, kv_sharing, mask_explorer, masks
 from .embeddings import layer_similarity, neighbours, projection, rankings, similarity
 from .html import save
 from .tokens import compare, healing, live, token_table, tokens
 
 __all__ = [
+    "attention",
+    "audio_cross_attention",
+    "head_matrix",
+    "head_overview",
+    "kv_sharing",
+    "mask_explorer",
+    "masks",
     "compare",
     "healing",
     "layer_similarity",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import plotly.graph_objects as go
 
-from .html import HTMLView, escape
+from .html import HTMLView, escape, plotly_text, tick_labels
 from .tokens import STYLE
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
@@ -42,10 +43,10 @@ def layer_similarity(word_vectors) -> go.Figure:
         )
     )
     for a, b in itertools.combinations(range(len(word_vectors.contexts)), 2):
-        name = f"{word_vectors.contexts[a]}  vs  {word_vectors.contexts[b]}"
+        name = plotly_text(f"{word_vectors.contexts[a]}  vs  {word_vectors.contexts[b]}")
         fig.add_trace(go.Scatter(x=layers, y=similarity[:, a, b].tolist(), name=name, mode="lines+markers"))
     fig.update_layout(
-        title=f"“{word_vectors.word}” in different contexts: cosine similarity per layer",
+        title=plotly_text(f"“{word_vectors.word}” in different contexts: cosine similarity per layer"),
         xaxis_title="layer (0 = embedding output)",
         yaxis_title="cosine similarity",
         legend={"orientation": "h", "y": -0.25},
@@ -68,15 +69,23 @@ def similarity(
     fig = go.Figure(
         go.Heatmap(
             z=values,
-            x=labels,
-            y=labels,
+            customdata=np.array(
+                [[plotly_text(a), plotly_text(b)] for a in labels for b in labels], dtype=object
+            ).reshape(len(labels), len(labels), 2),
             **scale,
             texttemplate=f"%{{z:{fmt}}}",
-            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+            hovertemplate="%{customdata[0]} · %{customdata[1]}: %{z:.3f}<extra></extra>",
         )
     )
     size = max(360, 48 * len(labels) + 160)
-    fig.update_layout(title=title, width=size + 80, height=size, yaxis={"autorange": "reversed"}, **_LAYOUT)
+    fig.update_layout(
+        title=plotly_text(title),
+        width=size + 80,
+        height=size,
+        xaxis=tick_labels(labels),
+        yaxis={"autorange": "reversed", **tick_labels(labels)},
+        **_LAYOUT,
+    )
     return fig
 
 
@@ -87,9 +96,14 @@ def projection(projected) -> go.Figure:
     fig = go.Figure()
     for group in dict.fromkeys(projected.groups):
         rows = [i for i, g in enumerate(projected.groups) if g == group]
-        text = [projected.labels[i] for i in rows]
+        text = [plotly_text(projected.labels[i]) for i in rows]
         axes = {"x": coords[rows, 0].tolist(), "y": coords[rows, 1].tolist()}
-        common = {"name": group or "items", "text": text, "mode": "markers+text", "textposition": "top center"}
+        common = {
+            "name": plotly_text(group or "items"),
+            "text": text,
+            "mode": "markers+text",
+            "textposition": "top center",
+        }
         if three_d:
             fig.add_trace(go.Scatter3d(z=coords[rows, 2].tolist(), marker={"size": 5}, **axes, **common))
         else:

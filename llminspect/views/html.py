@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 
@@ -61,3 +62,35 @@ def save(view, path: str | Path) -> Path:
         f"A {type(view).__name__} cannot be saved as a self-contained HTML file: live widgets need a "
         "running kernel. Save the static view instead (e.g. views.tokens(...) or a plotly figure)."
     )
+
+
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+
+
+def show_figure(output, figure) -> None:
+    """Put a plotly figure into an ipywidgets ``Output`` as plotly's JupyterLab mimetype.
+
+    JupyterLab draws that mimetype offline with the extension inside the plotly wheel. Setting
+    the output directly (rather than ``figure.show()``) needs no running IPython shell and skips
+    plotly's deep-copying validation, which matters for a 1,024 x 1,024 heatmap.
+    """
+    import plotly.io as pio
+
+    spec = json.loads(pio.to_json(figure, validate=False))
+    output.outputs = ({"output_type": "display_data", "data": {PLOTLY_MIMETYPE: spec}, "metadata": {}},)
+
+
+def plotly_text(text: object) -> str:
+    """Escape text for plotly labels: plotly reads a few HTML tags (<b>, <s>, <a>, ...) in them,
+    so a token such as "<s>" would vanish or restyle its neighbours; entities show as characters."""
+    return html.escape(str(text), quote=False)
+
+
+def tick_labels(labels: list[str], most: int = 60) -> dict:
+    """Axis settings that label positions 0..n-1 with (escaped) token text, at most ``most`` ticks.
+
+    Positions rather than categories keep repeated tokens ("the" twice) on separate rows.
+    """
+    step = max(1, -(-len(labels) // most))
+    positions = list(range(0, len(labels), step))
+    return {"tickmode": "array", "tickvals": positions, "ticktext": [plotly_text(labels[i]) for i in positions]}

@@ -1,0 +1,149 @@
+"""Attention as data: per-head summaries, key/value sharing, masks, head search and alignments.
+
+Everything here works on the tensors a ``Trace`` holds ([layers, heads, queries, keys]); nothing
+draws. Summaries are means over query rows, so one number stands for one head:
+
+- entropy: how spread out a row is, in bits (0 = all weight on one key);
+- distance: the expected |query - key| (0 = looks at itself; large = looks far away);
+- first token / previous token / self: the share of weight on key 0, on key i-1, on key i.
+
+Example:
+    >>> import torch
+    >>> stats = head_statistics(torch.eye(3).expand(1, 1, 3, 3))
+    >>> float(stats["self"][0, 0]), float(stats["entropy"][0, 0])
+    (1.0, 0.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import FamilyError, InputError
+from .tokens import Tokens, word_positions
+
+SQUARE_ONLY = ("distance", "previous token", "self")
+STATISTICS = ("entropy", "distance", "first token", "previous token", "self")
+
+
+def _layer_statistics(attn: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Statistics of one layer's attention [heads, queries, keys] -> name: [heads]."""
+    attn = attn.double()
+    stats = {
+        "entropy": (torch.special.entr(attn).sum(-1) / torch.log(torch.tensor(2.0, dtype=attn.dtype))).mean(-1),
+        "first token": attn[..., 0].mean(-1),
+    }
+    queries, keys = attn.shape[-2:]
+    if queries == keys:
+        positions = torch.arange(queries, dtype=attn.dtype)
+        stats["distance"] = (attn * (positions[:, None] - positions[None, :]).abs()).sum(-1).mean(-1)
+        stats["self"] = attn.diagonal(dim1=-2, dim2=-1).mean(-1)
+        previous = attn.diagonal(offset=-1, dim1=-2, dim2=-1)
+        stats["previous token"] = previous.mean(-1) if queries > 1 else torch.zeros(attn.shape[0], dtype=attn.dtype)
+    return stats
+
+
+def head_statistics(attentions: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One number per head for each summary: name -> [layers, heads] (float32).
+
+    Cross-attention (queries and keys from different sequences) has no distance, previous token
+    or self: only entropy and first position are given for it.
+    """
+    if attentions.dim() != 4:
+        raise InputError(f"Expected attentions shaped [layers, heads, queries, keys]; got {tuple(attentions.shape)}.")
+    per_layer = [_layer_statistics(layer) for layer in attentions]  # a layer at a time keeps memory flat
+    return {name: torch.stack([layer[name] for layer in per_layer]).float() for name in per_layer[0]}
+
+
+def kv_groups(num_heads: int, num_key_value_heads: int | None) -> list[int]:
+    """For each query head, the key/value head it reads (grouped-query attention).
+
+    transformers repeats each key/value head for ``num_heads // num_key_value_heads`` consecutive
+    query heads, so query head h uses key/value head h // group.
+
+    Example:
+        >>> kv_groups(9, 3)
+        [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    """
+    kv = num_key_value_heads or num_heads
+    if num_heads % kv:
+        raise InputError(f"{num_heads} query heads cannot share {kv} key/value heads evenly.")
+    return [head // (num_heads // kv) for head in range(num_heads)]
+
+
+def causal_mask(n: int) -> torch.Tensor:
+    """[n, n] booleans: query i may attend to key j when j <= i."""
+    return torch.ones(n, n, dtype=torch.bool).tril()
+
+
+def sliding_window_mask(n: int, window: int) -> torch.Tensor:
+    """[n, n] booleans for causal attention within a window of ``window`` keys, itself included.
+
+    Query i sees keys i - window < j <= i: ``window`` positions. This is the convention of
+    transformers' Mistral sliding-window mask (a test compares it with the mask Mistral applies);
+    textbooks often write i - w <= j <= i instead, which is w + 1 positions.
+    """
+    if window < 1:
+        raise InputError(f"window={window}: a sliding window holds at least one position (the token itself).")
+    rows = torch.arange(n)[:, None]
+    cols = torch.arange(n)[None, :]
+    return (cols <= rows) & (cols > rows - window)
+
+
+def padding_mask(lengths: list[int]) -> torch.Tensor:
+    """[batch, n] booleans for a right-padded batch: True on real tokens, False on padding."""
+    n = max(lengths)
+    return torch.arange(n)[None, :] < torch.tensor(lengths)[:, None]
+
+
+@dataclass(frozen=True)
+class HeadMatch:
+    """How much one head sends from some tokens to others."""
+
+    layer: int
+    head: int
+    weight: float  # mean over the 'from' tokens of the total weight on the 'to' tokens
+
+
+def find_heads(attentions: torch.Tensor, tokens: Tokens, source: str, target: str, top: int = 5) -> list[HeadMatch]:
+    """Heads in which the tokens of word ``source`` attend most to the tokens of word ``target``.
+
+    Example: ``find_heads(tr.attentions, tr.tokens, "it", "animal")`` hunts for a head that links
+    a pronoun to its noun.
+    """
+    rows, cols = word_positions(tokens, source), word_positions(tokens, target)
+    weight = attentions[:, :, rows][:, :, :, cols].sum(-1).mean(-1)  # [layers, heads]
+    order = weight.flatten().argsort(descending=True)[:top]
+    heads = weight.shape[1]
+    return [HeadMatch(int(i) // heads, int(i) % heads, float(weight.flatten()[i])) for i in order]
+
+
+@dataclass(frozen=True)
+class WordTimes:
+    """Where in the audio each written token's cross-attention peaks."""
+
+    tokens: list[str]
+    seconds: list[float]
+    positions: list[int]  # encoder positions (audio frames) of the peaks
+
+
+def audio_alignment(trace, heads: list[tuple[int, int]] | None = None) -> WordTimes:
+    """Align each written (non-special) token to a time in the audio, from cross-attention.
+
+    Averages the cross-attention of ``heads`` (layer, head) pairs — Whisper ships a list of
+    *alignment heads* known to track time — and takes each token's peak among the positions
+    that hold real audio (the padding after the clip is left out).
+    """
+    if trace.family != "encoder-decoder" or trace.audio_positions is None:
+        raise FamilyError("audio_alignment needs a trace of a speech encoder-decoder such as Whisper.")
+    cross = trace.cross_attentions
+    pairs = heads or [(layer, head) for layer in range(cross.shape[0]) for head in range(cross.shape[1])]
+    mean = torch.stack([cross[layer, head] for layer, head in pairs]).mean(0)[:, : trace.audio_positions]
+    rows = [i for i, special in enumerate(trace.tokens.special) if not special]
+    peaks = mean[rows].argmax(-1).tolist()
+    return WordTimes(
+        tokens=[trace.tokens.labels[i] for i in rows],
+        seconds=[peak * trace.seconds_per_position for peak in peaks],
+        positions=peaks,
+    )
