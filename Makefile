@@ -33,3 +33,4 @@ lint: setup
 bench: prepare
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/trace_overhead.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/attention_view.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/importance.py

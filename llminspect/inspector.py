@@ -116,6 +116,15 @@ class Inspector:
 
         return heal(self, prompt, k)
 
+    def importance(self, text, target: str | None = None, method: str = "integrated_gradients", **options):
+        """Importance of each input token (or audio window) for a target, through captum: an ``Attribution``.
+
+        See ``llminspect.importance.attribute`` for targets per family, methods and options.
+        """
+        from .importance import attribute
+
+        return attribute(self, text, target, method, **options)
+
     def checked_tokens(self, text, role: str = "text") -> Tokens:
         """Tokenize ``text`` for a forward pass, refusing audio, empty text and text over the context."""
         limit = self.max_tokens

@@ -11,12 +11,17 @@ Example:
 from .attention import attention, audio_cross_attention, head_matrix, head_overview, kv_sharing, mask_explorer, masks
 from .embeddings import layer_similarity, neighbours, projection, rankings, similarity
 from .html import save
+from .importance import compare_methods, importance
+from .importance import lab as importance_lab
 from .tokens import compare, healing, live, token_table, tokens
 
 __all__ = [
     "attention",
     "audio_cross_attention",
+    "compare_methods",
     "head_matrix",
+    "importance",
+    "importance_lab",
     "head_overview",
     "kv_sharing",
     "mask_explorer",
