@@ -11,27 +11,17 @@ Goal: switching a head < 200 ms at 1,024 tokens on CPU. Run: ``python benchmarks
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 import llminspect as li  # noqa: E402
 from llminspect.trace import Trace  # noqa: E402
 from llminspect.views.bertviz_offline import bertviz_html  # noqa: E402
 
 BERTVIZ_MAX = 512
-
-
-def timed(run, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def long_trace(m, n: int) -> Trace:
@@ -46,17 +36,19 @@ def main() -> None:
     print(f"{'tokens':>6s} {'build':>9s} {'switch head':>12s} {'bertviz model view':>19s} {'bertviz / build':>16s}")
     for n in (128, 512, 1024):
         trace = long_trace(m, n)
-        build = timed(lambda trace=trace: li.views.attention(trace, layer=15, head=0), repeats=3)
+        build = median_seconds(lambda trace=trace: li.views.attention(trace, layer=15, head=0), 3, warm_up=False)
         explorer = li.views.attention(trace, layer=15, head=0)
         heads = iter(range(10_000))
 
         def switch(explorer=explorer, heads=heads) -> None:
             explorer.head.value = next(heads) % 9
 
-        switch_s = timed(switch, repeats=9)
+        switch_s = median_seconds(switch, 9, warm_up=False)
         if len(trace.tokens) <= BERTVIZ_MAX:
             layers = tuple(layer[None] for layer in trace.attentions)
-            bertviz_s = timed(lambda layers=layers, trace=trace: bertviz_html("model", layers, trace.tokens.labels), 1)
+            bertviz_s = median_seconds(
+                lambda layers=layers, trace=trace: bertviz_html("model", layers, trace.tokens.labels), 1, warm_up=False
+            )
             bertviz = f"{bertviz_s:17.2f}s {bertviz_s / build:15.1f}x"
         else:
             bertviz = f"{'skipped (too big)':>19s} {'-':>16s}"

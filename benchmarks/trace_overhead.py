@@ -10,12 +10,11 @@ no generation is timed. Goal: ratio <= 1.2. Run: ``python benchmarks/trace_overh
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 import llminspect as li  # noqa: E402
 from llminspect.audio import read_wav  # noqa: E402
@@ -28,16 +27,6 @@ CASES = {
     "encoder-decoder": (str(sample_audio("quick_brown_fox")), " The quick brown fox jumps over the lazy dog."),
     "toy-seq2seq": ("happy bird eats small mouse", "birdo gaja manghas muso eta"),
 }
-
-
-def median_seconds(run, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def raw_forward(m, source, target):

@@ -306,7 +306,7 @@ def _seq2seq_problem(inspector, text, target: str | None, baseline: str, window:
             targets=names,
             quantity=quantity,
             baseline_text=f"{window:.2f} s windows replaced by silence",
-            feature_mask=group[None, :, None].expand_as(inputs).to(inspector.device),
+            feature_mask=group[None, :, None].expand_as(inputs).contiguous().to(inspector.device),
             windows=[
                 (i * per_window / frames_per_second, (i + 1) * per_window / frames_per_second) for i in range(count)
             ],
@@ -375,7 +375,7 @@ def _attribute(problem: _Problem, method: str, k: int, n_steps: int, batch: int,
     mask = problem.feature_mask
     if mask is None:  # one group per position of the sequence
         mask = torch.arange(problem.inputs.shape[1], device=problem.inputs.device)[None, :, None]
-        mask = mask.expand_as(problem.inputs)
+        mask = mask.expand_as(problem.inputs).contiguous()
     with torch.no_grad():
         if method == "feature_ablation":
             attributions = FeatureAblation(function).attribute(

@@ -218,3 +218,10 @@ def test_lab_widget_lists_top_tokens_and_explains(decoder):
     assert "saliency" in result.value
     text.value = "The capital of Italy is"
     assert target.options[0][1] == " Rome"
+
+
+def test_shapley_values_add_up_to_the_whole_change(toy):
+    result = toy.importance("happy bird eats small mouse", method="shapley", n_samples=10)
+    for row, value, base in zip(result.scores, result.f_input, result.f_baseline, strict=True):
+        assert float(row.sum()) == pytest.approx(value - base, abs=1e-3)  # efficiency holds per permutation
+    assert result.passes == cost("shapley", 5, 5, n_samples=10)

@@ -27,6 +27,16 @@ def assert_layers_equal(captured: torch.Tensor, reference: tuple[torch.Tensor, .
         torch.testing.assert_close(layer, expected[0].float(), **CLOSE)
 
 
+def assert_encoder_decoder_equal(tr, ref) -> None:
+    """Every tensor of an encoder-decoder trace against a plain forward's outputs."""
+    assert_layers_equal(tr.encoder_hidden_states, ref.encoder_hidden_states)
+    assert_layers_equal(tr.encoder_attentions, ref.encoder_attentions)
+    assert_layers_equal(tr.hidden_states, ref.decoder_hidden_states)
+    assert_layers_equal(tr.attentions, ref.decoder_attentions)
+    assert_layers_equal(tr.cross_attentions, ref.cross_attentions)
+    torch.testing.assert_close(tr.logits, ref.logits[0], **CLOSE)
+
+
 def test_encoder_trace_matches_plain_transformers(encoder):
     folder = source_path(EMBEDDED["encoder"])
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -92,12 +102,7 @@ def test_whisper_trace_matches_raw_forward_and_transcribes(whisper):
     n = len(tr.tokens)
     assert tr.encoder_attentions.shape == (4, 6, 1500, 1500)
     assert tr.cross_attentions.shape == (4, 6, n, 1500) and tr.decoder_attentions.shape == (4, 6, n, n)
-    assert_layers_equal(tr.encoder_hidden_states, ref.encoder_hidden_states)
-    assert_layers_equal(tr.encoder_attentions, ref.encoder_attentions)
-    assert_layers_equal(tr.hidden_states, ref.decoder_hidden_states)
-    assert_layers_equal(tr.attentions, ref.decoder_attentions)
-    assert_layers_equal(tr.cross_attentions, ref.cross_attentions)
-    torch.testing.assert_close(tr.logits, ref.logits[0], **CLOSE)
+    assert_encoder_decoder_equal(tr, ref)
     assert tr.audio_positions == 240  # 4.8 s of audio at 50 encoder positions per second
     # Alignment heads read words off in time order: the argmax frame never jumps far back.
     heads = whisper.model.generation_config.alignment_heads
@@ -132,12 +137,7 @@ def test_toy_trace_matches_plain_transformers(toy):
             output_hidden_states=True,
             output_attentions=True,
         )
-    assert_layers_equal(tr.encoder_hidden_states, ref.encoder_hidden_states)
-    assert_layers_equal(tr.encoder_attentions, ref.encoder_attentions)
-    assert_layers_equal(tr.hidden_states, ref.decoder_hidden_states)
-    assert_layers_equal(tr.attentions, ref.decoder_attentions)
-    assert_layers_equal(tr.cross_attentions, ref.cross_attentions)
-    torch.testing.assert_close(tr.logits, ref.logits[0], **CLOSE)
+    assert_encoder_decoder_equal(tr, ref)
 
 
 def test_toy_translates_held_out_sentences_and_attends_to_the_aligned_word(toy):
