@@ -154,12 +154,14 @@ def _byte_decoder() -> dict[str, int]:
     return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
+@functools.lru_cache(maxsize=16)
 def is_byte_level(tokenizer) -> bool:
-    """Whether a fast tokenizer is byte-level BPE (its vocabulary spells bytes with stand-in characters)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return False
-    return '"ByteLevel"' in json.dumps(json.loads(backend.to_str()).get("decoder"))
+    """Whether a fast tokenizer is byte-level BPE (its vocabulary spells bytes with stand-in characters).
+
+    Reads only the decoder's own settings (serializing the whole tokenizer would cost ~50 ms).
+    """
+    decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+    return decoder is not None and '"ByteLevel"' in json.dumps(json.loads(decoder.__getstate__()))
 
 
 def bytes_of(tokenizer, strings: list[str], special: list[bool]) -> list[bytes]:
