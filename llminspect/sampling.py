@@ -1,4 +1,4 @@
-"""The next-token distribution of a decoder, and token healing.
+"""The next-token distribution of a decoder, token healing, and the sampling knobs.
 
 ``next_tokens`` is the plain softmax of the last position's logits. ``heal`` shows why a prompt
 that ends inside a would-be token ("http:" instead of "http://") misleads a model: byte-level
@@ -116,3 +116,207 @@ def heal(inspector, prompt: str, k: int = 10) -> HealedPrompt:
         after=_top(inspector, prompt[: tokens.offsets[last][0]], healed, k),
         mass=mass,
     )
+
+
+# --- sampling knobs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Sampling settings, named as in ``transformers.GenerationConfig`` (0 / 1.0 switch a knob off).
+
+    ``temperature=0`` means greedy decoding (only the likeliest token is kept).
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The next-token distribution after one knob."""
+
+    name: str
+    probabilities: torch.Tensor  # [vocab], float64
+    entropy: float  # bits
+    kept: int  # tokens with probability > 0
+
+
+def processors(knobs: Knobs) -> list[tuple[str, object]]:
+    """transformers' own logits processors for ``knobs``, in the order ``generate(do_sample=True)`` applies them.
+
+    Example:
+        >>> [name for name, _ in processors(Knobs(temperature=0.7, top_p=0.9))]
+        ['temperature 0.7', 'top-p 0.9']
+    """
+    from transformers import (
+        MinPLogitsWarper,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    steps: list[tuple[str, object]] = []
+    if knobs.repetition_penalty != 1.0:
+        steps.append(
+            (
+                f"repetition penalty {knobs.repetition_penalty:g}",
+                RepetitionPenaltyLogitsProcessor(knobs.repetition_penalty),
+            )
+        )
+    if knobs.temperature == 0:
+        steps.append(("temperature 0 (greedy)", TopKLogitsWarper(top_k=1)))
+    elif knobs.temperature != 1.0:
+        steps.append((f"temperature {knobs.temperature:g}", TemperatureLogitsWarper(knobs.temperature)))
+    if knobs.top_k:
+        steps.append((f"top-k {knobs.top_k}", TopKLogitsWarper(top_k=knobs.top_k)))
+    if knobs.top_p < 1.0:
+        steps.append((f"top-p {knobs.top_p:g}", TopPLogitsWarper(top_p=knobs.top_p)))
+    if knobs.min_p > 0:
+        steps.append((f"min-p {knobs.min_p:g}", MinPLogitsWarper(min_p=knobs.min_p)))
+    return steps
+
+
+def _stage(name: str, scores: torch.Tensor) -> Stage:
+    probs = scores.double().softmax(-1)
+    return Stage(name, probs, float(torch.special.entr(probs).sum() / math.log(2)), int((probs > 0).sum()))
+
+
+class NextTokenLab:
+    """One prompt's next-token logits, computed once, and the knobs applied on top of them.
+
+    Works for decoders and for the decoder side of encoder-decoders (``source`` = what the encoder
+    reads; ``prompt`` = the start of the decoder's text).
+
+    Example:
+        >>> import llminspect as li
+        >>> lab = NextTokenLab(li.load("decoder"), "The capital of France is")
+        >>> [round(s.entropy, 2) > 0 for s in lab.stages(Knobs(top_k=1))][-1], lab.stages(Knobs(top_k=1))[-1].kept
+        (False, 1)
+    """
+
+    def __init__(self, inspector, prompt: str = "", source=None) -> None:
+        self.inspector = inspector
+        self.source = source
+        if inspector.family == "encoder":
+            raise FamilyError(
+                f"{inspector.name} is an encoder: it does not predict next tokens. Use a decoder or an encoder-decoder."
+            )
+        if inspector.family == "encoder-decoder":
+            if source is None:
+                raise InputError("An encoder-decoder needs source= (the text or audio its encoder reads).")
+            self._encoder_inputs = self._encode(source)
+            tokenizer = inspector.tokenizer
+            if inspector.modality == "audio":  # Whisper: <|startoftranscript|><|notimestamps|>, then text
+                start, text = list(tokenizer.prefix_tokens), (" " + prompt.strip() if prompt.strip() else "")
+            else:
+                start, text = [inspector.config.decoder_start_token_id], prompt
+            self.ids = start + (tokenizer(text, add_special_tokens=False).input_ids if text else [])
+        else:
+            self.ids = inspector.checked_tokens(prompt).ids
+        self.chosen: list[tuple[int, str]] = []  # (token id, how it was chosen)
+        self._refresh()
+
+    def _encode(self, source) -> dict:
+        if self.inspector.modality == "audio":
+            return self.inspector._audio_input(source)[1]
+        return {"input_ids": torch.tensor([self.inspector.checked_tokens(source, "source text").ids])}
+
+    def _refresh(self) -> None:
+        model, device = self.inspector.model, self.inspector.device
+        ids = torch.tensor([self.ids], device=device)
+        with torch.no_grad():
+            if self.inspector.family == "encoder-decoder":
+                inputs = {k: v.to(device) for k, v in self._encoder_inputs.items()}
+                logits = model(**inputs, decoder_input_ids=ids).logits
+            else:
+                logits = model(input_ids=ids).logits
+        self.logits = logits[0, -1].float().cpu()
+
+    @property
+    def text(self) -> str:
+        """The decoder's text so far."""
+        return self.inspector.tokenizer.decode(self.ids, skip_special_tokens=True)
+
+    def stages(self, knobs: Knobs) -> list[Stage]:
+        """The distribution before any knob, then after each knob in generate's order."""
+        scores = self.logits[None].clone()
+        ids = torch.tensor([self.ids])
+        result = [_stage("model", scores[0])]
+        for name, processor in processors(knobs):
+            scores = processor(ids, scores)
+            result.append(_stage(name, scores[0]))
+        return result
+
+    def sample(self, knobs: Knobs, seed: int | None = None) -> int:
+        """Draw a token from the final distribution (reproducible with ``seed``)."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return int(torch.multinomial(self.stages(knobs)[-1].probabilities, 1, generator=generator))
+
+    def append(self, token_id: int, how: str = "picked") -> None:
+        """Add a token to the text and compute the next distribution (one forward pass)."""
+        self.ids = self.ids + [int(token_id)]
+        self.chosen.append((int(token_id), how))
+        self._refresh()
+
+    def undo(self) -> None:
+        """Take the last chosen token back."""
+        if self.chosen:
+            self.ids = self.ids[:-1]
+            self.chosen.pop()
+            self._refresh()
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One path of the continuation tree."""
+
+    tokens: list[str]
+    probability: float  # of the whole path: the product of its steps' probabilities
+
+
+def branches(inspector, prompt: str, width: int = 3, depth: int = 3) -> list[Branch]:
+    """Every path that picks one of the ``width`` likeliest tokens at each of ``depth`` steps."""
+    _require_decoder(inspector, "branches")
+    if width * depth > 40 or width < 1 or depth < 1:
+        raise InputError("Keep the tree small: width and depth at least 1, width x depth at most 40.")
+    paths = [([], [], 1.0)]
+    start = inspector.checked_tokens(prompt).ids
+    for _ in range(depth):
+        grown = []
+        for ids, names, p in paths:
+            probs = _last_probabilities(inspector, start + ids)
+            values, indices = probs.topk(width)
+            for value, index in zip(values.tolist(), indices.tolist(), strict=True):
+                grown.append((ids + [index], names + [inspector.tokenizer.decode([index])], p * value))
+        paths = grown
+    return [Branch(names, p) for _, names, p in sorted(paths, key=lambda path: -path[2])]
+
+
+@dataclass(frozen=True)
+class Surprisal:
+    """How surprised the model is by each token of a text."""
+
+    tokens: list[str]  # labels of the scored tokens (all but the first)
+    bits: list[float]  # -log2 P(x_t | x_<t)
+    perplexity: float  # exp(mean negative log-likelihood in nats) = 2 ** mean(bits)
+
+
+def surprisal(inspector, text: str) -> Surprisal:
+    """Per-token surprisal and perplexity, from P(x) = prod_t P(x_t | x_<t).
+
+    The first token has nothing before it, so it is not scored.
+    """
+    _require_decoder(inspector, "surprisal")
+    tokens = inspector.checked_tokens(text)
+    if len(tokens) < 2:
+        raise InputError("Perplexity needs at least two tokens: the first one has nothing before it.")
+    with torch.no_grad():
+        logits = inspector.model(input_ids=torch.tensor([tokens.ids], device=inspector.device)).logits[0, :-1]
+    log_probs = logits.double().log_softmax(-1).cpu()
+    nll = -log_probs[torch.arange(len(tokens) - 1), torch.tensor(tokens.ids[1:])]
+    return Surprisal(tokens.labels[1:], (nll / math.log(2)).tolist(), float(nll.mean().exp()))

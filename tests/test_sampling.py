@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+import llminspect as li
 from llminspect import errors
 
 
@@ -56,3 +58,149 @@ def test_healing_and_next_tokens_need_a_decoder(encoder, decoder):
         decoder.heal("http")
     with pytest.raises(errors.EmptyInputError):
         decoder.next_tokens("")
+
+
+# --- knobs: the distribution generate() samples from ----------------------------------------------
+
+from transformers import GenerationConfig  # noqa: E402
+
+from llminspect.registry import sample_audio  # noqa: E402
+from llminspect.sampling import Knobs, NextTokenLab, branches, surprisal  # noqa: E402
+
+AI = "The best thing about AI is its ability to"
+
+
+def generate_distribution(decoder, knobs: Knobs) -> torch.Tensor:
+    """What ``generate`` samples the next token from, read off its processed scores."""
+    ids = decoder.tokenizer(AI, return_tensors="pt").input_ids
+    config = GenerationConfig(
+        do_sample=knobs.temperature > 0,
+        max_new_tokens=1,
+        output_scores=True,
+        return_dict_in_generate=True,
+        temperature=knobs.temperature or 1.0,
+        top_k=knobs.top_k,
+        top_p=knobs.top_p,
+        min_p=knobs.min_p,
+        repetition_penalty=knobs.repetition_penalty,
+        pad_token_id=decoder.tokenizer.eos_token_id,
+    )
+    with torch.no_grad():
+        scores = decoder.model.generate(ids, generation_config=config).scores[0][0]
+    if knobs.temperature == 0:  # greedy: generate picks the argmax of the (penalized) scores
+        return torch.nn.functional.one_hot(scores.argmax(), scores.shape[-1]).double()
+    return scores.double().softmax(-1)
+
+
+SETTINGS = [
+    Knobs(),
+    Knobs(temperature=0.7, top_p=0.9),  # Llama 2's example defaults
+    Knobs(temperature=0.01),
+    Knobs(temperature=0),
+    Knobs(top_k=1),
+    Knobs(top_p=1.0, min_p=0.0),
+    Knobs(top_k=40, top_p=0.95, min_p=0.05, repetition_penalty=1.3, temperature=1.5),
+]
+_rng = np.random.default_rng(7)
+SETTINGS += [
+    Knobs(
+        temperature=round(float(_rng.uniform(0.05, 2)), 2),
+        top_k=int(_rng.integers(0, 100)),
+        top_p=round(float(_rng.uniform(0.05, 1)), 2),
+        min_p=round(float(_rng.uniform(0, 0.3)), 2),
+        repetition_penalty=round(float(_rng.uniform(1, 2)), 2),
+    )
+    for _ in range(8)
+]
+
+
+@pytest.mark.parametrize("knobs", SETTINGS, ids=str)
+def test_final_distribution_is_what_generate_samples_from(decoder, knobs):
+    lab = NextTokenLab(decoder, AI)
+    ours = lab.stages(knobs)[-1].probabilities
+    torch.testing.assert_close(ours, generate_distribution(decoder, knobs), atol=1e-6, rtol=1e-5)
+
+
+def test_each_stage_reports_entropy_and_kept_set(decoder):
+    stages = NextTokenLab(decoder, AI).stages(Knobs(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05))
+    assert [s.name for s in stages] == ["model", "temperature 0.7", "top-k 50", "top-p 0.9", "min-p 0.05"]
+    for stage in stages:
+        p = stage.probabilities[stage.probabilities > 0]
+        assert stage.entropy == pytest.approx(float(-(p * p.log2()).sum()), rel=1e-9)
+        assert stage.kept == len(p)
+    assert [s.kept for s in stages][:3] == [49152, 49152, 50] and stages[-1].kept <= stages[-2].kept
+    assert stages[0].probabilities.topk(1).indices.item() == decoder.tokenizer(" make").input_ids[0]
+
+
+def test_seeds_reproduce_and_steps_follow_generate(decoder):
+    lab = NextTokenLab(decoder, "The capital of France is")
+    knobs = Knobs(temperature=1.0)
+    assert lab.sample(knobs, seed=3) == lab.sample(knobs, seed=3)
+    assert len({lab.sample(knobs, seed=s) for s in range(20)}) > 1
+    for _ in range(3):
+        lab.append(int(lab.stages(Knobs(temperature=0))[-1].probabilities.argmax()), "greedy")
+    ids = decoder.tokenizer("The capital of France is", return_tensors="pt").input_ids
+    greedy = decoder.model.generate(ids, do_sample=False, max_new_tokens=3, pad_token_id=0)[0].tolist()
+    assert lab.ids == greedy and lab.text.startswith("The capital of France is Paris")
+    lab.undo()
+    assert lab.ids == greedy[:-1] and len(lab.chosen) == 2
+
+
+def test_branches_multiply_step_probabilities(decoder):
+    tree = branches(decoder, "The capital of France is", width=2, depth=2)
+    assert len(tree) == 4 and tree[0].tokens == [" Paris", "."]
+    ids = decoder.tokenizer("The capital of France is").input_ids
+    paris, dot = (decoder.tokenizer(t, add_special_tokens=False).input_ids[0] for t in (" Paris", "."))
+    with torch.no_grad():
+        p1 = decoder.model(input_ids=torch.tensor([ids])).logits[0, -1].double().softmax(-1)[paris]
+        p2 = decoder.model(input_ids=torch.tensor([ids + [paris]])).logits[0, -1].double().softmax(-1)[dot]
+    assert tree[0].probability == pytest.approx(float(p1 * p2), rel=1e-5)
+    assert [b.probability for b in tree] == sorted((b.probability for b in tree), reverse=True)
+    with pytest.raises(errors.InputError, match="small"):
+        branches(decoder, "x y", width=10, depth=5)
+
+
+def test_perplexity_is_exp_of_the_language_model_loss(decoder):
+    text = "The capital of France is Paris."
+    result = surprisal(decoder, text)
+    ids = decoder.tokenizer(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        loss = decoder.model(input_ids=ids, labels=ids).loss
+    assert result.perplexity == pytest.approx(math.exp(loss.item()), rel=1e-4)
+    assert len(result.bits) == ids.shape[1] - 1 and result.tokens[-2] == "␣Paris"
+    assert result.bits[-2] < 1.0  # " Paris" surprises it little (p ~ 0.77)
+
+
+def test_knobs_on_the_decoder_side_of_encoder_decoders(toy, whisper):
+    lab = NextTokenLab(toy, "", source="happy bird eats mouse")
+    for _ in range(4):
+        lab.append(int(lab.stages(Knobs(temperature=0))[-1].probabilities.argmax()), "greedy")
+    assert lab.text == "birdo gaja manghas muso"
+    speech = NextTokenLab(whisper, "The quick", source=sample_audio("quick_brown_fox"))
+    assert whisper.tokenizer.decode([int(speech.logits.argmax())]) == " brown"
+    with pytest.raises(errors.InputError, match="source="):
+        NextTokenLab(toy, "birdo")
+
+
+def test_sampling_widget_redraws_on_cached_logits(decoder, monkeypatch):
+    widget = li.views.sampling(decoder, AI)
+    lab = widget.lab
+    forwards = []
+    monkeypatch.setattr(lab, "_refresh", lambda: forwards.append(1))  # a slider must not run the model
+    widget.sliders["top_k"].value = 3
+    figure = widget.chart.outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    after = figure["data"][1]["y"]
+    assert sum(1 for value in after if value > 0) == 3 and forwards == []
+    assert "3 kept" in figure["layout"]["title"]["text"]
+    monkeypatch.undo()
+    widget.buttons["sample"].click()
+    assert len(lab.chosen) == 1 and lab.chosen[0][1] == "sampled"
+    widget.buttons["greedy"].click()
+    assert lab.chosen[-1][1] == "greedy"
+    widget.buttons["undo"].click()
+    assert len(lab.chosen) == 1
+
+
+def test_sampling_needs_a_next_token_model(encoder):
+    with pytest.raises(errors.FamilyError, match="does not predict next tokens"):
+        NextTokenLab(encoder, "hello")

@@ -13,6 +13,8 @@ from .embeddings import layer_similarity, neighbours, projection, rankings, simi
 from .html import save
 from .importance import compare_methods, importance
 from .importance import lab as importance_lab
+from .sampling import knobs_lab as sampling
+from .sampling import surprisal, tree
 from .tokens import compare, healing, live, token_table, tokens
 
 __all__ = [
@@ -33,8 +35,11 @@ __all__ = [
     "neighbours",
     "projection",
     "rankings",
+    "sampling",
     "save",
     "similarity",
+    "surprisal",
     "token_table",
     "tokens",
+    "tree",
 ]
