@@ -23,7 +23,6 @@ import torch
 from .errors import FamilyError, InputError
 from .tokens import Tokens, word_positions
 
-SQUARE_ONLY = ("distance", "previous token", "self")
 STATISTICS = ("entropy", "distance", "first token", "previous token", "self")
 
 

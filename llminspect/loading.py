@@ -24,8 +24,6 @@ from urllib.parse import urlparse
 from .errors import DeviceError, LLMInspectError, UnknownModelError
 from .registry import EMBEDDED, model_directory
 
-FAMILIES = ("encoder", "decoder", "encoder-decoder")
-
 
 def detect_family(config) -> str:
     """ "encoder", "decoder" or "encoder-decoder", from a transformers config.
