@@ -21,7 +21,7 @@ import torch
 from . import audio as audio_io
 from .errors import EmptyInputError, FamilyError, InputTooLongError, WrongModalityError
 from .loading import detect_family, quiet_transformers, use_eager_attention
-from .tokens import Tokens, from_ids, tokenize
+from .tokens import Tokens, from_ids, special_token_ids, tokenize
 from .trace import Trace, capture_encoder_decoder, capture_single_stack
 
 
@@ -177,10 +177,13 @@ class Inspector:
                 generated = self.model.generate(**inputs, generation_config=settings)
             ids = generated[0].tolist()
             if self.modality == "text":
-                return from_ids(self.tokenizer, ids)
-            # Whisper's generate returns the text tokens only; rebuild the full decoder input.
-            target = self.tokenizer.decode(ids, skip_special_tokens=True)
-        if self.modality == "audio":
+                tokens = from_ids(self.tokenizer, ids)
+            else:  # Whisper's generate returns the text tokens only: put back its prefix and end token
+                special = special_token_ids(self.tokenizer)
+                body = [i for i in ids if i not in special]
+                prefix = list(self.tokenizer.prefix_tokens)
+                tokens = from_ids(self.tokenizer, prefix + body + [self.tokenizer.eos_token_id])
+        elif self.modality == "audio":
             text = target if target[:1].isspace() else " " + target  # Whisper writes a leading space
             tokens = from_ids(self.tokenizer, self.tokenizer(text).input_ids)  # prefix + text + end
         else:
