@@ -130,7 +130,9 @@ class AttentionExplorer:
         self._statistics: dict[str, dict] = {}
         first = part or next(iter(self.parts))
         attn = self.parts[first][0]
-        self.part = widgets.Dropdown(options=list(self.parts), value=first, description="attention")
+        self.part = widgets.ToggleButtons(  # tab-like: one button per kind of attention
+            options=list(self.parts), value=first, style={"button_width": "180px"}
+        )
         self.statistic = widgets.Dropdown(options=STATISTICS, value="entropy", description="summary")
         self.layer = widgets.IntSlider(value=layer, min=0, max=attn.shape[0] - 1, description="layer")
         heads = [(f"head {h}", h) for h in range(attn.shape[1])] + [("mean of all heads (averaged)", MEAN)]
@@ -145,11 +147,9 @@ class AttentionExplorer:
         for control in (self.layer, self.head):
             control.observe(lambda _: self._draw_head(), names="value")
         self.token.observe(lambda _: self._draw_weights(), names="value")
-        controls = [self.part] if len(self.parts) > 1 else []
-        top = widgets.HBox(
-            [widgets.VBox([*controls, self.statistic, self.layer, self.head, self.note]), self.overview_out]
-        )
-        self.widget = widgets.VBox([top, self.matrix_out, self.token, self.weights])
+        tabs = [self.part] if len(self.parts) > 1 else []
+        top = widgets.HBox([widgets.VBox([self.statistic, self.layer, self.head, self.note]), self.overview_out])
+        self.widget = widgets.VBox([*tabs, top, self.matrix_out, self.token, self.weights])
         self._draw_overview()
         self._draw_head()
 
