@@ -266,18 +266,19 @@ def _encoder_embeddings(model, ids: torch.Tensor) -> torch.Tensor:
 
 def _seq2seq_problem(inspector, text, target: str | None, baseline: str, window: float, log: bool) -> _Problem:
     model = inspector.model
-    trace = inspector.trace(text, target)  # generates the target when none is given
-    decoder_ids = torch.tensor([trace.tokens.ids], device=inspector.device)
-    written = [i for i, special in enumerate(trace.tokens.special) if not special]
+    # The target is generated when none is given; no traced forward pass is needed here.
+    source, encoder_inputs, target_tokens, _ = inspector.encoder_decoder_inputs(text, target)
+    decoder_ids = torch.tensor([target_tokens.ids], device=inspector.device)
+    written = [i for i, special in enumerate(target_tokens.special) if not special]
     if not written:
         raise InputError("The model wrote no tokens to explain.")
-    names = [trace.tokens.labels[i] for i in written]
+    names = [target_tokens.labels[i] for i in written]
     what = "log-probability" if log else "probability"
     quantity = f"{what} of each written token, given the source and the tokens written before it"
     cached = {}
 
     def function(k: int, key: str) -> Callable:
-        position, token = written[k] - 1, trace.tokens.ids[written[k]]
+        position, token = written[k] - 1, target_tokens.ids[written[k]]
         if key not in cached:
             cached[key] = _CachedForward(
                 lambda x: model(**{key: x}, decoder_input_ids=decoder_ids.expand(x.shape[0], -1)).logits
@@ -285,13 +286,13 @@ def _seq2seq_problem(inspector, text, target: str | None, baseline: str, window:
         return lambda x: _probability(cached[key](x), position, token, None, log)
 
     if inspector.modality == "audio":
-        features = inspector._audio_input(text)[1]["input_features"].to(inspector.device)  # [1, mels, frames]
+        features = encoder_inputs["input_features"].to(inspector.device)  # [1, mels, frames]
         silence = inspector._audio_input(np.zeros(16000, dtype=np.float32))[1]["input_features"].to(inspector.device)
         frames_per_second = features.shape[-1] / (
             inspector.feature_extractor.n_samples / inspector.feature_extractor.sampling_rate
         )
         per_window = max(1, round(window * frames_per_second))
-        real_frames = min(features.shape[-1], int(np.ceil(trace.source.duration * frames_per_second)))
+        real_frames = min(features.shape[-1], int(np.ceil(source.duration * frames_per_second)))
         count = int(np.ceil(real_frames / per_window))
         group = torch.clamp(torch.arange(features.shape[-1]) // per_window, max=count)  # padding: one last group
         inputs = features.transpose(1, 2)  # [1, frames, mels]: frames are the units
@@ -310,11 +311,11 @@ def _seq2seq_problem(inspector, text, target: str | None, baseline: str, window:
             windows=[
                 (i * per_window / frames_per_second, (i + 1) * per_window / frames_per_second) for i in range(count)
             ],
-            waveform=trace.source.waveform,
+            waveform=source.waveform,
         )
-    source_ids = torch.tensor([trace.source.ids], device=inspector.device)
+    source_ids = torch.tensor([source.ids], device=inspector.device)
     embeds = _encoder_embeddings(model, source_ids)
-    sources = [i for i, special in enumerate(trace.source.special) if not special]
+    sources = [i for i, special in enumerate(source.special) if not special]
     token_id, baseline_text = _baseline_ids(inspector, baseline)
     base = embeds.clone()
     fill = (
@@ -325,14 +326,16 @@ def _seq2seq_problem(inspector, text, target: str | None, baseline: str, window:
     base[0, sources] = fill
 
     def attention(k: int) -> torch.Tensor:
-        return trace.cross_attentions[-1, :, written[k] - 1, sources].mean(0)
+        with torch.no_grad():
+            cross = model(input_ids=source_ids, decoder_input_ids=decoder_ids, output_attentions=True).cross_attentions
+        return cross[-1][0, :, written[k] - 1, sources].mean(0)
 
     return _Problem(
         inputs=embeds,
         baseline=base,
         functions=[function(k, "inputs_embeds") for k in range(len(written))],
         positions=sources,
-        sources=[trace.source.labels[i] for i in sources],
+        sources=[source.labels[i] for i in sources],
         targets=names,
         quantity=quantity,
         baseline_text=baseline_text + " (special tokens kept)",

@@ -218,6 +218,14 @@ class Inspector:
                     "For a decoder, put the continuation in the text itself."
                 )
             return capture_single_stack(self.model, self.family, self.checked_tokens(source))
+        return capture_encoder_decoder(self.model, *self.encoder_decoder_inputs(source, target, max_new_tokens))
+
+    def encoder_decoder_inputs(self, source, target: str | None = None, max_new_tokens: int = 64) -> tuple:
+        """Checked inputs of an encoder-decoder, without the traced forward pass.
+
+        Returns (source: Tokens or Audio, encoder inputs, decoder tokens, audio timing or None);
+        the decoder tokens are ``target``'s, or the model's own greedy output when it is None.
+        """
         if self.modality == "audio":
             source_data, encoder_inputs, timing = self._audio_input(source)
         else:
@@ -227,5 +235,4 @@ class Inspector:
             raise EmptyInputError(
                 "The target is empty: give some text, or leave target=None to let the model write one."
             )
-        tokens = self._target(target, encoder_inputs, max_new_tokens)
-        return capture_encoder_decoder(self.model, source_data, encoder_inputs, tokens, timing)
+        return source_data, encoder_inputs, self._target(target, encoder_inputs, max_new_tokens), timing

@@ -225,3 +225,10 @@ def test_shapley_values_add_up_to_the_whole_change(toy):
     for row, value, base in zip(result.scores, result.f_input, result.f_baseline, strict=True):
         assert float(row.sum()) == pytest.approx(value - base, abs=1e-3)  # efficiency holds per permutation
     assert result.passes == cost("shapley", 5, 5, n_samples=10)
+
+
+def test_toy_attention_comparison_is_the_last_layer_cross_attention(toy):
+    result = toy.importance("happy bird eats small mouse", method="attention")
+    trace = toy.trace("happy bird eats small mouse")
+    expected = trace.cross_attentions[-1, :, :5, :5].mean(0)  # rows writing the 5 words; the 5 source words
+    torch.testing.assert_close(result.scores, expected, atol=1e-5, rtol=1e-4)
