@@ -220,6 +220,46 @@ class Inspector:
             return capture_single_stack(self.model, self.family, self.checked_tokens(source))
         return capture_encoder_decoder(self.model, *self.encoder_decoder_inputs(source, target, max_new_tokens))
 
+    def walk(self, source, target: str | None = None, *, how: str = "hooks", max_new_tokens: int = 64):
+        """Step through one forward pass, module by module: a ``Walk`` of ``Step``s in execution order.
+
+        ``how="hooks"`` records the model's own modules as an ordinary forward pass runs them
+        (any architecture, offloaded models too); ``how="by hand"`` re-does the pass in Python for
+        the embedded families, residual adds written out. Both end on the forward pass's logits.
+
+        Example:
+            >>> import llminspect as li
+            >>> walk = li.load("decoder").walk("The quick brown fox", how="by hand")
+            >>> walk[0].name, walk[0].output_shape
+            ('embed_tokens', (4, 576))
+        """
+        from .by_hand import walk_by_hand
+        from .walk import Walk, batchless, walk_with_hooks
+
+        if how not in ("hooks", "by hand"):
+            raise ValueError(f"how={how!r}: use 'hooks' or 'by hand'.")
+        if self.family != "encoder-decoder":
+            if target is not None:
+                raise FamilyError(f"target= applies to encoder-decoder models; {self.name} is a {self.family}.")
+            tokens, source_data = self.checked_tokens(source), None
+            inputs = {"input_ids": torch.tensor([tokens.ids], device=self.device)}
+        else:
+            source_data, encoder_inputs, tokens, _ = self.encoder_decoder_inputs(source, target, max_new_tokens)
+            inputs = {name: value.to(self.device) for name, value in encoder_inputs.items()}
+            inputs["decoder_input_ids"] = torch.tensor([tokens.ids], device=self.device)
+        if how == "by hand":
+            steps, logits = walk_by_hand(self.model, inputs)
+        else:
+            outputs = {}
+
+            def run():
+                with torch.no_grad():
+                    outputs["out"] = self.model(**inputs, use_cache=False)
+
+            steps = walk_with_hooks(self.model, run)
+            logits = batchless(getattr(outputs["out"], "logits", None))
+        return Walk(self.family, how, tokens, steps, logits, source_data)
+
     def encoder_decoder_inputs(self, source, target: str | None = None, max_new_tokens: int = 64) -> tuple:
         """Checked inputs of an encoder-decoder, without the traced forward pass.
 

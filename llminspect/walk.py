@@ -1,0 +1,240 @@
+"""Layer by layer: the steps a forward pass takes, in the order it takes them.
+
+A ``Walk`` is a list of ``Step``s — embeddings, positions, each block's norm, attention,
+residual add and MLP, the final norm, the language-model head — each with the module that ran,
+its input and output shapes, and its output. Two ways to get one:
+
+- ``walk_with_hooks``: forward hooks on the model's own modules record what each one returned
+  during one ordinary forward pass. It works for any standard transformers architecture (the
+  blocks are found as the model's ``ModuleList``s), offloaded models included. Residual adds are
+  written inside each block's ``forward`` and have no module, so here a block's output (the
+  residual stream after it) stands for them.
+- ``llminspect.by_hand.walk_by_hand``: the embedded families' forward pass re-done in Python,
+  calling each sub-module ourselves with the masks and position embeddings the model would use,
+  the residual adds written out. The tests prove it ends on the same hidden state and logits.
+
+Example:
+    >>> import llminspect as li
+    >>> steps = li.load("decoder").walk("The quick brown fox")
+    >>> [step.name for step in steps][:3]
+    ['embed_tokens', 'rotary_emb', 'layer 0 · input_layernorm']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import LLMInspectError
+
+# What a module does, guessed from its attribute name (first match wins). Labels for people:
+# the walk itself never depends on them.
+_KINDS = (
+    ("rotary", "positions"),
+    ("position", "positions"),
+    ("wpe", "positions"),
+    ("embed", "embedding"),
+    ("wte", "embedding"),
+    ("shared", "embedding"),
+    ("conv", "embedding"),
+    ("encoder_attn", "cross-attention"),
+    ("crossattention", "cross-attention"),
+    ("attn", "attention"),
+    ("attention", "attention"),
+    ("norm", "norm"),
+    ("ln", "norm"),
+    ("lm_head", "head"),
+    ("proj_out", "head"),
+    ("pooler", "head"),
+    ("mlp", "mlp"),
+    ("fc", "mlp"),
+    ("intermediate", "mlp"),
+    ("output", "mlp"),
+    ("feed_forward", "mlp"),
+    ("ffn", "mlp"),
+    ("dense", "mlp"),
+)
+
+
+def kind_of(attribute: str) -> str:
+    """What a module named ``attribute`` does: embedding, positions, attention, norm, mlp, head...
+
+    Example:
+        >>> kind_of("post_attention_layernorm"), kind_of("encoder_attn"), kind_of("rotary_emb")
+        ('norm', 'cross-attention', 'positions')
+    """
+    lowered = attribute.lower()
+    if lowered.endswith(("layernorm", "layer_norm", "norm")):
+        return "norm"
+    return next((kind for key, kind in _KINDS if key in lowered), "other")
+
+
+@dataclass
+class Step:
+    """One thing the forward pass did: which module, on what shapes, with what result."""
+
+    name: str  # readable: "layer 3 · self_attn", "decoder layer 0 · residual add (attention)"
+    kind: str  # embedding, positions, norm, attention, cross-attention, mlp, residual, block, head
+    module: str  # the module's path in the model ("model.layers.3.self_attn"); "" for a plain add
+    output: torch.Tensor  # batch dimension removed, float32 on the CPU
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    layer: int | None = None
+    stack: str | None = None  # "encoder" or "decoder" in an encoder-decoder
+    added: torch.Tensor | None = None  # for a residual add: what the sub-layer added to the stream
+    stream: bool = False  # True when ``output`` is the residual stream carried to the next step
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return tuple(self.output.shape)
+
+    def __repr__(self) -> str:
+        inputs = ", ".join(str(list(shape)) for shape in self.input_shapes)
+        return f"Step({self.name!r}, {self.kind}, ({inputs}) -> {list(self.output_shape)})"
+
+
+@dataclass
+class Walk:
+    """The steps of one forward pass, in execution order; iterate, index by position or name."""
+
+    family: str
+    how: str  # "hooks" or "by hand"
+    tokens: object  # Tokens the (decoder) stack read
+    steps: list[Step]
+    logits: torch.Tensor | None = None  # [tokens, vocab] from the head, when the model has one
+    source: object = None  # encoder-decoders: the source Tokens or Audio
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, key: int | str) -> Step:
+        if isinstance(key, str):
+            for step in self.steps:
+                if step.name == key:
+                    return step
+            raise KeyError(f"No step named {key!r}; the names are in [step.name for step in walk].")
+        return self.steps[key]
+
+    def find(self, kind: str | None = None, layer: int | None = None, stack: str | None = None) -> list[Step]:
+        """The steps of one kind, layer and/or stack, in order."""
+        return [
+            s
+            for s in self.steps
+            if (kind is None or s.kind == kind) and (layer is None or s.layer == layer) and (stack in (None, s.stack))
+        ]
+
+    @property
+    def final_hidden_state(self) -> torch.Tensor:
+        """The (decoder) stack's last output before the head: [tokens, hidden]."""
+        before_head = [s for s in self.steps if s.kind not in ("head", "other") and s.stack in (None, "decoder")]
+        return before_head[-1].output
+
+
+def batchless(value) -> torch.Tensor | None:
+    """The first tensor in a module's output, batch dimension dropped, as float32 on the CPU."""
+    if isinstance(value, (tuple, list)):
+        value = next((v for v in value if isinstance(v, torch.Tensor)), None)
+    elif not isinstance(value, torch.Tensor):
+        value = getattr(value, "last_hidden_state", None)
+    if not isinstance(value, torch.Tensor):
+        return None
+    if value.dim() >= 2 and value.shape[0] == 1:
+        value = value[0]
+    return value.detach().float().cpu()
+
+
+def block_lists(model) -> list[tuple[str, torch.nn.ModuleList]]:
+    """The model's stacks of transformer blocks: each ``ModuleList`` of repeated modules, outermost first.
+
+    Example:
+        >>> import llminspect as li
+        >>> [name for name, _ in block_lists(li.load("toy-seq2seq").model)]
+        ['model.encoder.layers', 'model.decoder.layers']
+    """
+    found = []
+    for name, module in model.named_modules():
+        nested = any(name.startswith(outer + ".") for outer, _ in found)
+        if isinstance(module, torch.nn.ModuleList) and len(module) and not nested:
+            if len({type(child) for child in module}) == 1 and any(p.numel() for p in module.parameters()):
+                found.append((name, module))
+    if not found:
+        raise LLMInspectError(f"{type(model).__name__} has no list of transformer blocks that llminspect can find.")
+    return found
+
+
+def _shapes(args: tuple, kwargs: dict) -> list[tuple[int, ...]]:
+    values = list(args) + list(kwargs.values())
+    return [tuple(v.shape) for v in values if isinstance(v, torch.Tensor)]
+
+
+def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
+    """Record every block, every block's direct parts and every other leaf module while ``run()`` runs.
+
+    Parameter-free modules (dropout, activations) are skipped; a rotary embedding (buffers only)
+    is kept. A module used under two names (BART's shared embedding) is named after the stack
+    that calls it.
+    """
+    stacks = block_lists(model)
+    # An encoder-decoder has two stacks; their parents ("model.encoder") name the steps inside.
+    parents = {}
+    if len(stacks) > 1:
+        parents = {path.rsplit(".", 1)[0]: path.rsplit(".", 2)[-2] for path, _ in stacks}
+    aliases: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        aliases.setdefault(id(module), []).append(name)
+    block_ids = {id(block) for _, blocks in stacks for block in blocks}
+    inside = {id(m) for _, blocks in stacks for block in blocks for m in block.modules() if m is not block}
+    active: list[str] = []  # parent paths of the stacks running now
+    steps: list[Step] = []
+
+    def record(module, args, kwargs, output) -> None:
+        value = batchless(output)
+        if value is None:
+            return
+        names = aliases[id(module)]
+        path = next((n for n in names if active and n.startswith(active[-1] + ".")), names[0])
+        parent = next((p for p in parents if path.startswith(p + ".")), None)
+        stack = parents.get(parent) if parent else None
+        blocks = next((b for b, _ in stacks if path.startswith(b + ".")), None)
+        layer = int(path[len(blocks) + 1 :].split(".")[0]) if blocks else None
+        # Outside the blocks the parent's name helps: "pooler.dense" is the pooler, not an MLP.
+        own_name = ".".join(path.split(".")[-1 if layer is not None else -2 :])
+        kind = "block" if id(module) in block_ids else kind_of(own_name)
+        label = "output (residual stream)" if kind == "block" else path.rsplit(".", 1)[-1]
+        name = f"layer {layer} · {label}" if layer is not None else label
+        name = f"{stack} {name}" if stack else name
+        steps.append(Step(name, kind, path, value, _shapes(args, kwargs), layer, stack, stream=kind == "block"))
+
+    def leave(module, args, output) -> None:  # a forward hook that returned a value would replace the output
+        active.pop()
+
+    handles = []
+    for parent in parents:
+        module = model.get_submodule(parent)
+        handles.append(module.register_forward_pre_hook(lambda m, a, parent=parent: active.append(parent) and None))
+        handles.append(module.register_forward_hook(leave))
+    chosen = set()
+    for _, blocks in stacks:
+        for block in blocks:
+            chosen.add(id(block))
+            chosen.update(id(child) for child in block.children() if _has_state(child))
+    for module in model.modules():
+        if id(module) not in inside and next(module.children(), None) is None and _has_state(module):
+            chosen.add(id(module))
+    for module in {id(m): m for m in model.modules()}.values():
+        if id(module) in chosen:
+            handles.append(module.register_forward_hook(record, with_kwargs=True))
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return steps
+
+
+def _has_state(module) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
