@@ -104,6 +104,22 @@ def tokenize(tokenizer, text: str, add_special_tokens: bool = True) -> Tokens:
     )
 
 
+def token_labels(tokenizer, ids: list[int]) -> list[str]:
+    """View labels of separate token ids (not one text): each decoded on its own, spaces shown as ␣.
+
+    Example:
+        >>> from transformers import AutoTokenizer
+        >>> from llminspect.registry import model_directory
+        >>> token_labels(AutoTokenizer.from_pretrained(model_directory("decoder")), [7042, 7042])
+        ['␣Paris', '␣Paris']
+    """
+    ids = [int(i) for i in ids]
+    strings = tokenizer.convert_ids_to_tokens(ids)
+    special_ids = special_token_ids(tokenizer)
+    special = [i in special_ids for i in ids]
+    return Tokens("", ids, strings, [(0, 0)] * len(ids), special, bytes_of(tokenizer, strings, special)).labels
+
+
 def from_ids(tokenizer, ids: list[int]) -> Tokens:
     """Tokens for ids a model produced (e.g. a generated target); ``text`` is their decoding.
 
