@@ -35,6 +35,7 @@ class Inspector:
         self.config = model.config
         self.family = detect_family(model.config)
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
+        self.layer_timing = None  # seconds per block of the last trace or walk (a LayerTiming)
         use_eager_attention(model)
 
     def __repr__(self) -> str:
@@ -47,6 +48,19 @@ class Inspector:
     @property
     def dtype(self) -> torch.dtype:
         return self.model.dtype
+
+    @property
+    def offloaded(self) -> bool:
+        """True when blocks live off the execution device (CPU memory or disk) and stream in as they run."""
+        placement = getattr(self.model, "hf_device_map", None) or {}
+        return "disk" in placement.values() or ("cpu" in placement.values() and self.device.type != "cpu")
+
+    def running(self, progress: bool | None = None):
+        """Context for a forward pass: per-layer timing, and a progress bar when ``progress`` (default: offloaded)."""
+        from .progress import layer_progress
+
+        show = self.offloaded if progress is None else progress
+        return layer_progress(self.model, show=show, description=f"{self.name}: layers")
 
     @property
     def modality(self) -> str:
@@ -198,12 +212,15 @@ class Inspector:
 
     # --- capture ----------------------------------------------------------------------------
 
-    def trace(self, source, target: str | None = None, *, max_new_tokens: int = 64) -> Trace:
+    def trace(
+        self, source, target: str | None = None, *, max_new_tokens: int = 64, progress: bool | None = None
+    ) -> Trace:
         """Run one forward pass and capture tokens, hidden states, attentions and logits.
 
         ``source`` is text, or audio (array or WAV path) for a speech model. For an
         encoder-decoder, ``target`` is the text the decoder reads; when omitted, the model
-        writes it greedily (at most ``max_new_tokens``) and that output is traced.
+        writes it greedily (at most ``max_new_tokens``) and that output is traced. ``progress``
+        shows a per-layer bar (default: on for offloaded models); ``layer_timing`` keeps the times.
 
         Example:
             >>> import llminspect as li
@@ -217,10 +234,14 @@ class Inspector:
                     f"target= applies to encoder-decoder models; {self.name} is from the {self.family} family. "
                     "For a decoder, put the continuation in the text itself."
                 )
-            return capture_single_stack(self.model, self.family, self.checked_tokens(source))
-        return capture_encoder_decoder(self.model, *self.encoder_decoder_inputs(source, target, max_new_tokens))
+            tokens = self.checked_tokens(source)
+            with self.running(progress) as self.layer_timing:
+                return capture_single_stack(self.model, self.family, tokens)
+        inputs = self.encoder_decoder_inputs(source, target, max_new_tokens)
+        with self.running(progress) as self.layer_timing:
+            return capture_encoder_decoder(self.model, *inputs)
 
-    def walk(self, source, target: str | None = None, *, how: str = "hooks", max_new_tokens: int = 64):
+    def walk(self, source, target: str | None = None, *, how: str = "hooks", max_new_tokens: int = 64, progress=None):
         """Step through one forward pass, module by module: a ``Walk`` of ``Step``s in execution order.
 
         ``how="hooks"`` records the model's own modules as an ordinary forward pass runs them
@@ -256,7 +277,8 @@ class Inspector:
                 with torch.no_grad():
                     outputs["out"] = self.model(**inputs, use_cache=False)
 
-            steps = walk_with_hooks(self.model, run)
+            with self.running(progress) as self.layer_timing:
+                steps = walk_with_hooks(self.model, run)
             logits = batchless(getattr(outputs["out"], "logits", None))
         return Walk(self.family, how, tokens, steps, logits, source_data)
 

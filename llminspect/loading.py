@@ -18,10 +18,11 @@ import contextlib
 import difflib
 import os
 import socket
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import DeviceError, LLMInspectError, UnknownModelError
+from .errors import DeviceError, LLMInspectError, ModelFileError, UnknownModelError
 from .registry import EMBEDDED, model_directory
 
 
@@ -129,16 +130,25 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[str, dict]:
 
 @contextlib.contextmanager
 def quiet_transformers():
-    """Hide transformers' progress bars and chatter while loading (errors still raise)."""
+    """Hide transformers' (and accelerate's) progress bars and chatter while loading (errors still raise)."""
+    import logging as std_logging
+
     from transformers.utils import logging
 
     verbosity = logging.get_verbosity()
     bars = logging.is_progress_bar_enabled()
+    accelerate_logger = std_logging.getLogger("accelerate")  # "Some parameters are on the meta device..."
+    accelerate_level = accelerate_logger.level
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    accelerate_logger.setLevel(std_logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            # a device map naming a model-level buffer (BART's final_logits_bias) works but warns
+            warnings.filterwarnings("ignore", message="The following device_map keys do not match")
+            yield
     finally:
+        accelerate_logger.setLevel(accelerate_level)
         logging.set_verbosity(verbosity)
         if bars:
             logging.enable_progress_bar()
@@ -157,13 +167,83 @@ def _model_class(config, family: str):
     return transformers.AutoModelForMaskedLM if masked else transformers.AutoModel
 
 
-def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"):
+OFFLOAD = ("cpu", "disk")
+
+
+def offload_map(config, model_class, keep_on, blocks_on: str) -> dict[str, str]:
+    """A device map putting every transformer block on ``blocks_on`` ("cpu" or "disk") and the rest on ``keep_on``.
+
+    Built from an empty (meta-device) copy of the model, so it costs no memory. accelerate then
+    moves each block to ``keep_on`` only while it runs, and drops it after.
+
+    Example:
+        >>> import transformers
+        >>> from llminspect.registry import model_directory
+        >>> config = transformers.AutoConfig.from_pretrained(model_directory("toy-seq2seq"))
+        >>> plan = offload_map(config, transformers.AutoModelForSeq2SeqLM, "cpu", "disk")
+        >>> plan["model.encoder.layers.0"], plan["lm_head"]
+        ('disk', 'cpu')
+    """
+    import accelerate
+
+    from .walk import block_lists
+
+    with accelerate.init_empty_weights():
+        empty = model_class.from_config(config)
+    stacks = [path for path, _ in block_lists(empty)]
+    plan: dict[str, str] = {}
+
+    def place(prefix: str, module) -> None:
+        own = [name for name, _ in module.named_parameters(recurse=False)] + [
+            name for name, _ in module.named_buffers(recurse=False)
+        ]  # e.g. BART's final_logits_bias, held by the model itself
+        plan.update({f"{prefix}{name}": str(keep_on) for name in own})
+        for name, child in module.named_children():
+            path = f"{prefix}{name}"
+            if path in stacks:
+                plan.update({f"{path}.{i}": blocks_on for i in range(len(child))})
+            elif any(stack.startswith(path + ".") for stack in stacks):
+                place(path + ".", child)
+            else:
+                plan[path] = str(keep_on)
+
+    place("", empty)
+    return plan
+
+
+def _offload_options(config, model_class, source: str, device, offload, device_map) -> dict:
+    """``from_pretrained`` options for ``offload=`` / ``device_map=``; empty for a plain load."""
+    if offload is not None and offload not in OFFLOAD:
+        raise LLMInspectError(f"offload={offload!r}: use 'disk' (blocks stay in the files), 'cpu', or None.")
+    if offload is not None and device_map is not None:
+        raise LLMInspectError("Give offload= or device_map=, not both: offload builds its own device map.")
+    if device_map is not None:
+        return {"device_map": device_map}
+    if offload is None:
+        return {}
+    if offload == "disk" and Path(source).is_dir() and not list(Path(source).glob("*.safetensors")):
+        raise ModelFileError(
+            f"offload='disk' reads each block from the model's safetensors files while it runs, and {source} has "
+            "none (only pickle checkpoints). Use offload='cpu', or convert the model to safetensors."
+        )
+    return {"device_map": offload_map(config, model_class, device, offload)}
+
+
+def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto", *, offload=None, device_map=None):
     """Load a model and its tokenizer and return an ``Inspector``.
+
+    ``offload="disk"`` keeps every transformer block in the model's safetensors files (memory-mapped)
+    and brings each one in only while it runs; ``offload="cpu"`` keeps blocks in CPU memory and
+    moves each to the GPU while it runs. Either way traces and walks come out the same as with a
+    full load, with a per-layer progress bar. ``device_map="auto"`` spreads a model over several
+    GPUs (accelerate's placement).
 
     Example:
         >>> import llminspect as li
         >>> li.load("toy-seq2seq", device="cpu").family
         'encoder-decoder'
+        >>> li.load("decoder", offload="disk").offloaded
+        True
     """
     import transformers
 
@@ -185,11 +265,15 @@ def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"
                 ) from error
             raise UnknownModelError(f"Could not load a model config from {str(spec)!r}: {error}") from error
         family = detect_family(config)
-        model = _model_class(config, family).from_pretrained(
-            source, config=config, dtype=torch_dtype, attn_implementation="eager", **options
+        model_class = _model_class(config, family)
+        placement = _offload_options(config, model_class, source, torch_device, offload, device_map)
+        model = model_class.from_pretrained(
+            source, config=config, dtype=torch_dtype, attn_implementation="eager", **placement, **options
         )
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
         feature_extractor = None
         if model.main_input_name == "input_features":
             feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(source, **options)
-    return Inspector(model.to(torch_device), tokenizer, name=str(spec), feature_extractor=feature_extractor)
+    if not placement:
+        model = model.to(torch_device)
+    return Inspector(model, tokenizer, name=str(spec), feature_extractor=feature_extractor)

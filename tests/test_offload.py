@@ -1,0 +1,88 @@
+"""Streaming blocks from disk gives the same trace as a full load, with feedback per layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+import llminspect as li
+from llminspect.errors import FamilyError, LLMInspectError, ModelFileError
+from llminspect.loading import offload_map
+from llminspect.registry import model_directory
+
+TEXT = "The quick brown fox jumps over the lazy dog"
+
+
+@pytest.fixture(scope="module")
+def streamed():
+    return li.load("decoder", device="cpu", offload="disk")
+
+
+def test_offload_map_puts_every_block_on_disk_and_the_rest_on_the_device():
+    config = transformers.AutoConfig.from_pretrained(model_directory("decoder"))
+    plan = offload_map(config, transformers.AutoModelForCausalLM, "cpu", "disk")
+    blocks = {key for key, where in plan.items() if where == "disk"}
+    assert blocks == {f"model.layers.{i}" for i in range(config.num_hidden_layers)}
+    assert {key for key, where in plan.items() if where == "cpu"} == {
+        "model.embed_tokens", "model.norm", "model.rotary_emb", "lm_head"
+    }  # fmt: skip
+
+
+def test_streamed_trace_equals_a_full_load(streamed, decoder):
+    assert streamed.offloaded and not decoder.offloaded
+    assert set(streamed.model.hf_device_map.values()) == {"cpu", "disk"}
+    assert streamed.model.model.layers[0].mlp.up_proj.weight.device.type == "meta"  # not held in memory
+    a, b = streamed.trace(TEXT, progress=False), decoder.trace(TEXT)
+    torch.testing.assert_close(a.hidden_states, b.hidden_states, atol=0, rtol=0)
+    torch.testing.assert_close(a.attentions, b.attentions, atol=0, rtol=0)
+    torch.testing.assert_close(a.logits, b.logits, atol=0, rtol=0)
+
+
+def test_streamed_walk_and_its_refusal_of_the_by_hand_walk(streamed, decoder):
+    walk = streamed.walk(TEXT, progress=False)
+    torch.testing.assert_close(walk.logits, decoder.trace(TEXT).logits, atol=0, rtol=0)
+    with pytest.raises(FamilyError, match="how='hooks'"):
+        streamed.walk(TEXT, how="by hand")
+
+
+def test_streamed_encoder_decoder_equals_a_full_load(toy):
+    streamed = li.load("toy-seq2seq", offload="disk")
+    a, b = streamed.trace("happy bird eats mouse", progress=False), toy.trace("happy bird eats mouse")
+    assert a.tokens.ids == b.tokens.ids
+    torch.testing.assert_close(a.cross_attentions, b.cross_attentions, atol=0, rtol=0)
+    torch.testing.assert_close(a.encoder_hidden_states, b.encoder_hidden_states, atol=0, rtol=0)
+
+
+def test_progress_bar_reports_each_layer_with_its_time(streamed, capsys):
+    streamed.trace(TEXT)  # offloaded: the bar is on by default
+    err = capsys.readouterr().err
+    assert "30/30" in err and "model.layers.29:" in err
+    timing = streamed.layer_timing
+    assert timing.names == [f"model.layers.{i}" for i in range(30)]
+    assert all(seconds > 0 for seconds in timing.seconds) and timing.total == pytest.approx(sum(timing.seconds))
+
+
+def test_full_load_times_layers_quietly(decoder, capsys):
+    decoder.trace(TEXT)
+    assert "layers" not in capsys.readouterr().err
+    assert len(decoder.layer_timing.seconds) == 30
+
+
+def test_offload_options_are_checked(tmp_path):
+    with pytest.raises(LLMInspectError, match="'disk'"):
+        li.load("decoder", offload="gpu")
+    with pytest.raises(LLMInspectError, match="not both"):
+        li.load("decoder", offload="disk", device_map="auto")
+    config = transformers.GPT2Config(vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=16)
+    config.save_pretrained(tmp_path)
+    torch.save(transformers.GPT2LMHeadModel(config).state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(ModelFileError, match="safetensors"):
+        li.load(str(tmp_path), offload="disk")
+
+
+def test_device_map_auto_on_a_cpu_machine_places_everything_on_the_cpu():
+    m = li.load("toy-seq2seq", device_map="auto")
+    assert set(getattr(m.model, "hf_device_map", {"": "cpu"}).values()) == {"cpu"} and not m.offloaded
+    assert m.device.type == "cpu"
+    assert m.trace("happy bird").tokens.strings == ["<s>", "birdo", "gaja", "</s>"]
