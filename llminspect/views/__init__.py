@@ -13,11 +13,19 @@ from .embeddings import layer_similarity, neighbours, projection, rankings, simi
 from .html import save
 from .importance import compare_methods, importance
 from .importance import lab as importance_lab
+from .layers import answer_rank, logit_lens, outline, residual_stream, rotary, steps_table, walk
 from .sampling import knobs_lab as sampling
 from .sampling import surprisal, tree
 from .tokens import compare, healing, live, token_table, tokens
 
 __all__ = [
+    "answer_rank",
+    "logit_lens",
+    "outline",
+    "residual_stream",
+    "rotary",
+    "steps_table",
+    "walk",
     "attention",
     "audio_cross_attention",
     "compare_methods",

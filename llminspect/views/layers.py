@@ -1,0 +1,272 @@
+"""Layer-by-layer views: the model's outline, a step-through of a walk, the residual stream, the logit lens, RoPE.
+
+Example:
+    >>> import torch
+    >>> from llminspect.walk import Step, Walk
+    >>> walk = Walk("decoder", "hooks", None, [Step("<b>", "embedding", "embed", torch.ones(2, 3))])
+    >>> "&lt;b&gt;" in steps_table(walk).body
+    True
+"""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .html import HTMLView, escape, plotly_text, show_figure, tick_labels
+
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 50, "b": 60}}
+KIND_COLOURS = {
+    "embedding": "#e7f5ff",
+    "positions": "#e3fafc",
+    "attention": "#fff4e6",
+    "cross-attention": "#fff0f6",
+    "norm": "#f1f3f5",
+    "mlp": "#ebfbee",
+    "residual": "#fff9db",
+    "block": "#f3f0ff",
+    "head": "#f8f0fc",
+    "other": "#ffffff",
+}
+_STYLE = (
+    "<style>.li-outline{font:12px/1.6 monospace}.li-outline details{margin-left:1.2em}"
+    ".li-outline summary{cursor:pointer}.li-outline .k{padding:0 4px;border-radius:3px}"
+    ".li-outline .p{color:#868e96}.li-outline .s{color:#1c7ed6}"
+    ".li-steps{font:12px sans-serif;border-collapse:collapse}.li-steps td,.li-steps th{padding:2px 8px;"
+    "border-bottom:1px solid #eee;text-align:left}</style>"
+)
+
+
+def _count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def outline(tree, open_levels: int = 2) -> HTMLView:
+    """A ``walk.module_tree`` as a clickable outline: class, parameters, settings and output shapes.
+
+    Repeated blocks show once in full; the others collapse to one line each.
+    """
+
+    def node(item, depth: int) -> str:
+        shape = f" <span class='s'>→ {_shape(item.output_shape)}</span>" if item.output_shape else ""
+        if item.same_as_first:
+            return f"<div style='margin-left:1.2em'>{escape(item.name)}: same parts as 0{shape}</div>"
+        detail = f" <span class='p'>{escape(item.details)}</span>" if item.details else ""
+        head = (
+            f"<span class='k' style='background:{KIND_COLOURS.get(item.kind, '#fff')}'>{escape(item.name)}</span> "
+            f"{escape(item.type)} <span class='p'>{_count(item.parameters)} params</span>{detail}{shape}"
+        )
+        if not item.children:
+            return f"<div style='margin-left:1.2em'>{head}</div>"
+        inner = "".join(node(child, depth + 1) for child in item.children)
+        opened = " open" if depth < open_levels else ""
+        return f"<details{opened}><summary>{head}</summary>{inner}</details>"
+
+    return HTMLView(f"{_STYLE}<div class='li-outline'>{node(tree, 0)}</div>", "model outline")
+
+
+def steps_table(walk) -> HTMLView:
+    """Every step of a walk: what ran, on which shapes, and the mean size (L2 norm per token) of its output."""
+    rows = []
+    for index, step in enumerate(walk):
+        inputs = ", ".join(_shape(s) for s in step.input_shapes)
+        size = step.output.norm(dim=-1).mean() if step.output.dim() >= 1 else step.output.abs()
+        rows.append(
+            f"<tr style='background:{KIND_COLOURS.get(step.kind, '#fff')}'><td>{index}</td><td>{escape(step.name)}</td>"
+            f"<td>{escape(step.kind)}</td><td><code>{escape(step.module)}</code></td><td>{escape(inputs)}</td>"
+            f"<td>{escape(_shape(step.output_shape))}</td><td>{float(size):.2f}</td></tr>"
+        )
+    head = "<tr><th>#</th><th>step</th><th>kind</th><th>module</th><th>in</th><th>out</th><th>mean ‖out‖</th></tr>"
+    return HTMLView(f"{_STYLE}<table class='li-steps'>{head}{''.join(rows)}</table>", "walk steps")
+
+
+def step_figure(step, tokens: list[str] | None, dims: int = 64) -> go.Figure:
+    """One step's output as a heatmap: positions down, the first ``dims`` features across."""
+    values = step.output
+    if values.dim() == 1:
+        values = values[None]
+    values = values.reshape(values.shape[0], -1)[:, :dims]
+    labels = tokens if tokens and len(tokens) == values.shape[0] else [str(i) for i in range(values.shape[0])]
+    limit = float(values.abs().max()) or 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=values.tolist(),
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-limit,
+            zmax=limit,
+            hovertemplate="position %{y}, feature %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=plotly_text(f"{step.name}  {_shape(step.output_shape)} (first {values.shape[1]} features)"),
+        yaxis={"autorange": "reversed", **tick_labels(labels, 40)},
+        xaxis={"title": "feature"},
+        height=min(120 + 18 * values.shape[0], 600),
+        **_LAYOUT,
+    )
+    return fig
+
+
+def walk(walk, dims: int = 64) -> widgets.VBox:
+    """Step through a walk: a slider over the steps, the step's module and shapes, and its output."""
+    tokens = walk.tokens.labels if walk.tokens is not None else None
+    source = getattr(walk.source, "labels", None)
+    slider = widgets.IntSlider(0, 0, len(walk) - 1, description="step", continuous_update=False)
+    slider.layout.width = "600px"
+    info, output = widgets.HTML(), widgets.Output()
+
+    def draw(change=None) -> None:
+        step = walk[slider.value]
+        inputs = ", ".join(_shape(s) for s in step.input_shapes) or "—"
+        info.value = (
+            f"<b>{escape(step.name)}</b> <span style='background:{KIND_COLOURS.get(step.kind, '#fff')}'>"
+            f"{escape(step.kind)}</span> · <code>{escape(step.module or 'a plain add')}</code> · "
+            f"in {escape(inputs)} → out {escape(_shape(step.output_shape))}"
+        )
+        show_figure(output, step_figure(step, source if step.stack == "encoder" else tokens, dims))
+
+    slider.observe(draw, "value")
+    draw()
+    return widgets.VBox([slider, info, output])
+
+
+def residual_stream(stream) -> go.Figure:
+    """Left: the stream's size at each point, one line per token. Right: what each sub-layer adds (mean over tokens)."""
+    fig = make_subplots(
+        1, 2, subplot_titles=("‖residual stream‖ per token", "‖what each sub-layer adds‖, mean over tokens")
+    )
+    for t, token in enumerate(stream.tokens):
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(stream.stream_labels))),
+                y=stream.stream_norm[:, t].tolist(),
+                name=plotly_text(token),
+                mode="lines",
+                text=[plotly_text(label) for label in stream.stream_labels],
+                hovertemplate="%{text}: %{y:.1f}<extra>" + plotly_text(token) + "</extra>",
+            ),
+            1,
+            1,
+        )
+    kinds = sorted({label.split(" · ")[-1] for label in stream.added_labels})
+    for kind in kinds:
+        picked = [i for i, label in enumerate(stream.added_labels) if label.endswith(kind)]
+        fig.add_trace(
+            go.Bar(
+                x=[stream.added_labels[i].split(" · ")[0] for i in picked],
+                y=[float(stream.added_norm[i].mean()) for i in picked],
+                name=plotly_text(kind),
+                hovertemplate="%{x}: %{y:.2f}<extra>" + plotly_text(kind) + "</extra>",
+            ),
+            1,
+            2,
+        )
+    fig.update_layout(barmode="group", height=420, **_LAYOUT)
+    # log scales: a few "massive activations" (often the first token's) would flatten everything else
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(title_text="point in the stack (hover for its name)", row=1, col=1)
+    return fig
+
+
+def logit_lens(lens, color: str = "probability") -> go.Figure:
+    """Layers (rows) x positions (columns): the top next-token guess, coloured by its probability or the entropy."""
+    if color not in ("probability", "entropy"):
+        raise ValueError("color= is 'probability' or 'entropy'.")
+    z = lens.top_probs if color == "probability" else lens.entropy
+    text = [[plotly_text(t) for t in row] for row in lens.top_tokens]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.tolist(),
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 10},
+            colorscale="Blues" if color == "probability" else "Oranges",
+            zmin=0,
+            zmax=1 if color == "probability" else None,
+            colorbar={"title": "p(top)" if color == "probability" else "bits"},
+            customdata=lens.answer_rank.tolist(),
+            hovertemplate="%{y}, after token %{x}: top %{text} (%{z:.2f}); answer rank %{customdata}<extra></extra>",
+        )
+    )
+    rows = len(lens.layers)
+    fig.update_layout(
+        title=plotly_text(f"logit lens — top next token per layer ({color}); last row = the model's output"),
+        xaxis={"title": "position (predicts the token after it)", **tick_labels(lens.tokens.labels)},
+        yaxis={"tickmode": "array", "tickvals": list(range(rows)), "ticktext": lens.layers},
+        height=min(200 + 16 * rows, 900),
+        **_LAYOUT,
+    )
+    return fig
+
+
+def answer_rank(lens, position: int = -1) -> go.Figure:
+    """The answer token's rank (1 = top guess) and probability at each layer, at one position."""
+    ranks = lens.answer_rank[:, position].tolist()
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=lens.layers, y=ranks, name="rank", mode="lines+markers"), secondary_y=False)
+    fig.add_trace(
+        go.Scatter(x=lens.layers, y=lens.answer_prob[:, position].tolist(), name="probability", mode="lines"),
+        secondary_y=True,
+    )
+    top = max(ranks)
+    fig.update_yaxes(type="log", autorange="reversed", title_text="rank (log)", range=[math.log10(top) + 0.1, -0.1])
+    fig.update_yaxes(title_text="probability", tickformat=".0%", secondary_y=True, range=[0, 1])
+    token = lens.tokens.labels[position]
+    fig.update_layout(title=plotly_text(f"where does {lens.answer} appear? (after {token!r})"), height=360, **_LAYOUT)
+    return fig
+
+
+def rotary(rope, pairs: tuple[int, ...] = (0, 12)) -> go.Figure:
+    """Left: the angle each pair of q/k dimensions is turned by, per position. Right: pairs of the query, turned."""
+    fig = make_subplots(1, 2, subplot_titles=("angle = position × frequency (mod 2π)", "query pairs, turned by RoPE"))
+    wrapped = (rope.angles % (2 * math.pi)).tolist()
+    fig.add_trace(
+        go.Heatmap(
+            z=wrapped,
+            colorscale="Twilight",
+            zmin=0,
+            zmax=2 * math.pi,
+            showscale=False,
+            hovertemplate="position %{y}, pair %{x}: %{z:.2f} rad<extra></extra>",
+        ),  # fmt: skip
+        1,
+        1,
+    )
+    colours = ["#1c7ed6", "#e8590c", "#2f9e44"]
+    for index in pairs:
+        before, after = rope.pair(index)
+        for t, token in enumerate(rope.tokens):
+            for vector, dash, when in ((before[t], "dot", "before"), (after[t], "solid", "after")):
+                fig.add_trace(
+                    go.Scatter(
+                        x=[0, float(vector[0])],
+                        y=[0, float(vector[1])],
+                        mode="lines+markers+text" if when == "after" else "lines",
+                        text=["", plotly_text(token)],
+                        textposition="top center",
+                        line={"dash": dash, "color": colours[pairs.index(index) % len(colours)]},
+                        opacity=1.0 if when == "after" else 0.35,
+                        legendgroup=f"pair {index}",
+                        name=f"pair {index} (dotted: before)",
+                        showlegend=t == 0 and when == "after",
+                        hovertemplate=plotly_text(f"pair {index}, {token} ({when})") + "<extra></extra>",
+                    ),
+                    1,
+                    2,
+                )
+    fig.update_yaxes(autorange="reversed", title_text="position", row=1, col=1, **tick_labels(rope.tokens))
+    fig.update_xaxes(title_text="pair (fast → slow)", row=1, col=1)
+    fig.update_yaxes(scaleanchor="x2", row=1, col=2)
+    fig.update_layout(height=420, title=f"RoPE in layer {rope.layer}, head {rope.head}", **_LAYOUT)
+    return fig
