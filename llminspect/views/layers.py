@@ -219,9 +219,10 @@ def answer_rank(lens, position: int = -1) -> go.Figure:
         go.Scatter(x=lens.layers, y=lens.answer_prob[:, position].tolist(), name="probability", mode="lines"),
         secondary_y=True,
     )
-    top = max(ranks)
-    fig.update_yaxes(type="log", autorange="reversed", title_text="rank (log)", range=[math.log10(top) + 0.1, -0.1])
-    fig.update_yaxes(title_text="probability", tickformat=".0%", secondary_y=True, range=[0, 1])
+    top = max(ranks)  # rank 1 at the top of a log axis: the range runs from the worst rank down to 1
+    fig.update_yaxes(type="log", title_text="rank (log)", range=[math.log10(top) + 0.1, -0.1], secondary_y=False)
+    fig.update_yaxes(title_text="probability", tickformat=".0%", secondary_y=True, range=[0, 1], tickmode="linear",
+                     dtick=0.2, showgrid=False)  # fmt: skip
     token = lens.tokens.labels[position]
     fig.update_layout(title=plotly_text(f"where does {lens.answer} appear? (after {token!r})"), height=360, **_LAYOUT)
     return fig
