@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from .errors import DeviceError, LLMInspectError, ModelFileError, UnknownModelError
 from .registry import EMBEDDED, model_directory
+from .streaming import open_streamed
 
 
 def detect_family(config) -> str:
@@ -189,7 +190,8 @@ def offload_map(config, model_class, keep_on, blocks_on: str) -> dict[str, str]:
     from .walk import block_lists
 
     with accelerate.init_empty_weights():
-        empty = model_class.from_config(config)
+        # an Auto class builds through from_config, a concrete model class from the config itself
+        empty = model_class.from_config(config) if hasattr(model_class, "from_config") else model_class(config)
     stacks = [path for path, _ in block_lists(empty)]
     plan: dict[str, str] = {}
 
@@ -267,9 +269,14 @@ def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"
         family = detect_family(config)
         model_class = _model_class(config, family)
         placement = _offload_options(config, model_class, source, torch_device, offload, device_map)
-        model = model_class.from_pretrained(
-            source, config=config, dtype=torch_dtype, attn_implementation="eager", **placement, **options
-        )
+        streams = offload == "disk" and Path(source).is_dir()
+        model = None
+        if streams:  # blocks left in the files, not read while loading
+            model = open_streamed(source, config, model_class, torch_device, torch_dtype, placement["device_map"])
+        if model is None:
+            model = model_class.from_pretrained(
+                source, config=config, dtype=torch_dtype, attn_implementation="eager", **placement, **options
+            )
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
         feature_extractor = None
         if model.main_input_name == "input_features":

@@ -86,3 +86,42 @@ def test_device_map_auto_on_a_cpu_machine_places_everything_on_the_cpu():
     assert set(getattr(m.model, "hf_device_map", {"": "cpu"}).values()) == {"cpu"} and not m.offloaded
     assert m.device.type == "cpu"
     assert m.trace("happy bird").tokens.strings == ["<s>", "birdo", "gaja", "</s>"]
+
+
+def test_streamed_open_leaves_blocks_in_the_files_for_every_embedded_model():
+    from llminspect.loading import _model_class, detect_family, quiet_transformers
+    from llminspect.streaming import open_streamed
+
+    for name in ("encoder", "decoder", "encoder-decoder", "toy-seq2seq"):
+        folder = model_directory(name)
+        config = transformers.AutoConfig.from_pretrained(folder)
+        model_class = _model_class(config, detect_family(config))
+        plan = offload_map(config, model_class, "cpu", "disk")
+        with quiet_transformers():
+            model = open_streamed(folder, config, model_class, torch.device("cpu"), torch.float32, plan)
+        assert model is not None, name
+        on_disk = [n for n, p in model.named_parameters() if p.device.type == "meta"]
+        assert on_disk and all(any(n.startswith(k + ".") for k, w in plan.items() if w == "disk") for n in on_disk)
+
+
+def test_checkpoints_with_other_tensor_names_fall_back_to_from_pretrained(tmp_path, decoder, monkeypatch):
+    import llminspect.loading
+
+    opened = []
+    original = llminspect.loading.open_streamed
+    monkeypatch.setattr(llminspect.loading, "open_streamed", lambda *a: opened.append(original(*a)) or opened[-1])
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=49152, n_embd=32, n_layer=2, n_head=2, n_positions=64)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    model.save_pretrained(tmp_path)
+    decoder.tokenizer.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")  # old GPT-2 files name tensors without "transformer."
+    save_file({k.removeprefix("transformer."): v for k, v in tensors.items()}, tmp_path / "model.safetensors")
+    streamed = li.load(str(tmp_path), offload="disk")
+    assert opened == [None] and streamed.offloaded  # names did not match: from_pretrained loaded it
+    ids = torch.tensor([streamed.tokenize(TEXT).ids])
+    with torch.no_grad():
+        expected = model(ids).logits[0]
+    torch.testing.assert_close(streamed.trace(TEXT, progress=False).logits, expected, atol=1e-5, rtol=1e-4)
