@@ -35,3 +35,4 @@ bench: prepare
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/attention_view.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/importance.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/sampling_widget.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/layer_streaming.py
