@@ -164,6 +164,25 @@ def _positions(model, config) -> str:
     return "learned"
 
 
+def _rope_theta(config) -> float | None:
+    parameters = getattr(config, "rope_parameters", None) or {}
+    return parameters.get("rope_theta") if isinstance(parameters, dict) else getattr(config, "rope_theta", None)
+
+
+def rotary_angles(a: Anatomy, positions: int = 64) -> torch.Tensor:
+    """[positions, head_dim / 2]: the angle RoPE turns each pair of q/k dimensions by, position x theta^(-2i/d).
+
+    Example:
+        >>> rotary_angles(anatomy("llama-2-7b"), 3)[:, 0].tolist()
+        [0.0, 1.0, 2.0]
+    """
+    theta = a.extra.get("rope theta")
+    if a.positions != "rotary" or not theta:
+        raise LLMInspectError(f"{a.name} has {a.positions} positions, not rotary ones.")
+    frequencies = theta ** (-torch.arange(0, a.head_dim, 2, dtype=torch.float64) / a.head_dim)
+    return (torch.arange(positions, dtype=torch.float64)[:, None] * frequencies).float()
+
+
 def anatomy(name: str | Path) -> Anatomy:
     """Build architecture ``name`` on the meta device and count its parameters per part."""
     from .loading import detect_family
@@ -209,7 +228,7 @@ def anatomy(name: str | Path) -> Anatomy:
         published=notes.get("published_parameters"),
         published_active=notes.get("published_active_parameters"),
         reference=notes.get("reference", ""),
-        extra={"year": notes.get("year"), "decoder layers": len(stacks[-1][1])},
+        extra={"year": notes.get("year"), "decoder layers": len(stacks[-1][1]), "rope theta": _rope_theta(text)},
     )
 
 

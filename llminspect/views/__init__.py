@@ -8,6 +8,7 @@ Example:
     True
 """
 
+from . import anatomy
 from .attention import attention, audio_cross_attention, head_matrix, head_overview, kv_sharing, mask_explorer, masks
 from .embeddings import layer_similarity, neighbours, projection, rankings, similarity
 from .html import save
@@ -19,6 +20,7 @@ from .sampling import surprisal, tree
 from .tokens import compare, healing, live, token_table, tokens
 
 __all__ = [
+    "anatomy",
     "answer_rank",
     "logit_lens",
     "outline",
