@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import llminspect as li
-from llminspect.anatomy import anatomy, kv_cache_bytes, memory_plan, part_of, shipped, weight_bytes
+from llminspect.anatomy import ARCHITECTURES, anatomy, kv_cache_bytes, memory_plan, part_of, shipped, weight_bytes
 from llminspect.errors import LLMInspectError, UnknownModelError
 from llminspect.experts import route, tiny_mixtral
 
@@ -91,7 +91,7 @@ def test_memory_plan_streams_what_does_not_fit():
 def test_unknown_names_and_broken_configs_get_clear_errors(tmp_path):
     with pytest.raises(UnknownModelError, match="Did you mean 'llama-2-7b'.*Shipped: "):
         anatomy("llama-2-7")
-    broken = json.loads((li.anatomy.ARCHITECTURES / "llama-2-7b.json").read_text())
+    broken = json.loads((ARCHITECTURES / "llama-2-7b.json").read_text())
     broken["num_attention_heads"] = 31  # 4096 is not divisible by 31
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     with pytest.raises(LLMInspectError, match=r"broken.json.*hidden size \(4096\) is not a multiple .* heads \(31\)"):
