@@ -48,3 +48,11 @@ class WrongModalityError(InputError):
 
 class FamilyError(LLMInspectError):
     """The capability does not apply to this model family."""
+
+
+class OutOfMemoryError(LLMInspectError):
+    """The model would not fit in the memory free on its device."""
+
+
+class RemoteCodeError(LLMInspectError):
+    """The model needs its own Python code, which runs only when the user trusts it."""

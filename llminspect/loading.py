@@ -22,7 +22,8 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import DeviceError, LLMInspectError, ModelFileError, UnknownModelError
+from .errors import DeviceError, LLMInspectError, ModelFileError, RemoteCodeError, UnknownModelError
+from .preflight import check_files, check_memory
 from .registry import EMBEDDED, model_directory
 from .streaming import open_streamed
 
@@ -231,7 +232,16 @@ def _offload_options(config, model_class, source: str, device, offload, device_m
     return {"device_map": offload_map(config, model_class, device, offload)}
 
 
-def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto", *, offload=None, device_map=None):
+def load(
+    spec: str | os.PathLike = "decoder",
+    device: str = "auto",
+    dtype="auto",
+    *,
+    offload=None,
+    device_map=None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+):
     """Load a model and its tokenizer and return an ``Inspector``.
 
     ``offload="disk"`` keeps every transformer block in the model's safetensors files (memory-mapped)
@@ -239,6 +249,11 @@ def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"
     moves each to the GPU while it runs. Either way traces and walks come out the same as with a
     full load, with a per-layer progress bar. ``device_map="auto"`` spreads a model over several
     GPUs (accelerate's placement).
+
+    Safe by default: weights load from safetensors only (``allow_pickle=True`` accepts pickle
+    checkpoints, with a warning) and a model's own Python code never runs unless
+    ``trust_remote_code=True``. A model that would not fit in free memory is refused before
+    loading, with what to do instead.
 
     Example:
         >>> import llminspect as li
@@ -253,6 +268,10 @@ def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"
 
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     source, options = resolve_spec(spec)
+    options["trust_remote_code"] = trust_remote_code
+    check_files(source, allow_pickle)
+    if offload is None and device_map is None:
+        check_memory(source, torch_dtype, torch_device)
     with quiet_transformers():
         try:
             config = transformers.AutoConfig.from_pretrained(source, **options)
@@ -266,6 +285,13 @@ def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"
                     f"{_embedded_list()}."
                 ) from error
             raise UnknownModelError(f"Could not load a model config from {str(spec)!r}: {error}") from error
+        except ValueError as error:
+            if "trust_remote_code" not in str(error):
+                raise
+            raise RemoteCodeError(
+                f"{str(spec)!r} needs its own Python code to run, and llminspect does not run downloaded code by "
+                "default. Read that code first; pass trust_remote_code=True only if you trust it."
+            ) from error
         family = detect_family(config)
         model_class = _model_class(config, family)
         placement = _offload_options(config, model_class, source, torch_device, offload, device_map)
@@ -275,7 +301,13 @@ def load(spec: str | os.PathLike = "decoder", device: str = "auto", dtype="auto"
             model = open_streamed(source, config, model_class, torch_device, torch_dtype, placement["device_map"])
         if model is None:
             model = model_class.from_pretrained(
-                source, config=config, dtype=torch_dtype, attn_implementation="eager", **placement, **options
+                source,
+                config=config,
+                dtype=torch_dtype,
+                attn_implementation="eager",
+                use_safetensors=None if allow_pickle else True,
+                **placement,
+                **options,
             )
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
         feature_extractor = None
