@@ -1,0 +1,96 @@
+"""Hostile text through the public API: a clear LLMInspectError or a correct, escaped view — never a crash.
+
+Property-based (hypothesis, derandomized so CI is repeatable) over text mixing control
+characters, right-to-left scripts, emoji with modifiers and joiners, combining marks and
+HTML/JS fragments, plus the named extremes: empty, whitespace only, 100,000 characters.
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import llminspect as li
+from llminspect.errors import EmptyInputError, InputTooLongError, WrongModalityError
+
+ATTACKS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "\"'><svg onload=alert(1)>", "&lt;b&gt;"]
+PIECES = st.sampled_from(
+    ATTACKS + ["مرحبا بالعالم", "שלום", "\u202e", "👩🏽‍💻", "🇫🇷", "é", "e\u0301\u0302", "\x00", "\x1b[31m", "\t\n\r",
+               "\ufeff", "\u200b", "Ω", "𝔘𝔫𝔦", " ", "word"]
+)  # fmt: skip
+HOSTILE = st.one_of(st.text(max_size=60), st.lists(PIECES, max_size=12).map("".join))
+QUICK = settings(max_examples=30, deadline=None, derandomize=True)
+SAFE_TAGS = {"div", "span", "table", "caption", "tr", "td", "th", "b", "code", "style", "details", "summary", "small", "br", "p"}
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attributes.update(name for name, _ in attrs)
+
+
+def assert_inert(html: str) -> None:
+    parsed = Tags()
+    parsed.feed(html)
+    assert parsed.tags <= SAFE_TAGS, parsed.tags - SAFE_TAGS
+    assert not any(name.startswith("on") for name in parsed.attributes)
+    for attack in ATTACKS[:3]:
+        assert attack not in html
+
+
+@QUICK
+@given(text=HOSTILE)
+@example(text="")
+@example(text="   \n\t ")
+@example(text="a" * 100_000)
+@example(text=ATTACKS[0])
+def test_decoder_traces_or_refuses_clearly(decoder, text):
+    try:
+        trace = decoder.trace(text)
+    except (EmptyInputError, InputTooLongError) as error:
+        assert str(error) and ("empty" in str(error) or "tokens" in str(error))
+        return
+    tokens = decoder.tokenize(text)
+    assert trace.logits.shape == (len(tokens), decoder.config.vocab_size)
+    assert torch.isfinite(trace.logits).all()
+    assert_inert(li.views.tokens(tokens).body)
+
+
+@QUICK
+@given(text=HOSTILE)
+@example(text="\u202e" + ATTACKS[1])
+def test_encoder_token_views_stay_inert(encoder, text):
+    try:
+        tokens = encoder.tokenize(text)
+    except EmptyInputError:
+        return
+    assert_inert(li.views.tokens(tokens).body)
+    assert_inert(li.views.token_table(tokens).body)
+
+
+@QUICK
+@given(text=HOSTILE)
+def test_walks_and_speech_models_refuse_cleanly(toy, whisper, text):
+    with pytest.raises(WrongModalityError):
+        whisper.trace(text or "x")
+    try:
+        walk = toy.walk(text, how="by hand")
+    except (EmptyInputError, InputTooLongError):
+        return
+    assert torch.isfinite(walk.logits).all()
+    assert_inert(li.views.steps_table(walk).body)
+
+
+def test_one_hundred_thousand_characters_are_refused_before_the_forward_pass(decoder, monkeypatch):
+    monkeypatch.setattr(decoder.model, "forward", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(InputTooLongError, match="reads at most 8192"):
+        decoder.trace("word " * 20_000)
