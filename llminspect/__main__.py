@@ -1,0 +1,7 @@
+"""``python -m llminspect doctor|prepare|export``: the same as the ``llminspect`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

