@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup prepare lab test lint bench clean-cache
+.PHONY: setup prepare browser lab test lint bench clean-cache
 
 setup: $(STAMP)
 
@@ -24,8 +24,12 @@ prepare: setup
 lab: prepare
 	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
-test: prepare
+test: prepare browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# Debian's Chromium for the real-browser lesson tests (apt-get; never `playwright install`).
+browser:
+	scripts/install_chromium.sh
 
 lint: setup
 	$(VENV)/bin/ruff check llminspect tests benchmarks scripts

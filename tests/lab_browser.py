@@ -1,0 +1,192 @@
+"""A private JupyterLab driven by Debian's Chromium, for the real-browser tests of every lesson.
+
+The lab runs on a free localhost port with a token, in a temporary HOME (no workspace or
+setting leaks between runs), on a copy of the notebooks (autosave never touches the repo),
+with the model hub forced offline. Chromium is Debian's (``/usr/bin/chromium``, installed by
+``scripts/install_chromium.sh``), driven through Playwright's Python package — never
+``playwright install``. Its resolver maps every host but localhost to nothing, and every request
+the page makes is recorded so a test can prove the lesson stayed offline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+CHROMIUM = Path(os.environ.get("LLMINSPECT_CHROMIUM", "/usr/bin/chromium"))
+BLOCK_NETWORK = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+SETTINGS = {
+    # no "fetch Jupyter news?" toast over the page, no update checks
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    # render every cell (no windowing), so every output is in the DOM to check
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab: its URL pieces and the folder it serves."""
+
+    port: int
+    token: str
+    root: Path
+    process: subprocess.Popen
+    log: Path
+
+    def url(self, notebook: str) -> str:
+        return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}&reset"
+
+
+@contextlib.contextmanager
+def running_lab(notebooks: Path, scratch: Path):
+    """Start JupyterLab on a copy of ``notebooks``; stop it afterwards."""
+    home, root = scratch / "home", scratch / "lessons"
+    shutil.copytree(notebooks, root)
+    settings = home / "settings"
+    for relative, values in SETTINGS.items():
+        path = settings / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    env = dict(
+        os.environ,
+        HOME=str(home),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        IPYTHONDIR=str(home / "ipython"),
+        MPLCONFIGDIR=str(home / "mpl"),
+        HF_HOME=str(home / "hf"),
+        HF_HUB_OFFLINE="1",
+    )
+    from llminspect.registry import cache_root
+
+    env["LLMINSPECT_CACHE"] = os.environ.get("LLMINSPECT_CACHE", str(cache_root()))
+    port, token = free_port(), os.urandom(12).hex()
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+        "--LabApp.extension_manager=readonly", "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # CI runs as root
+    log = scratch / "lab.log"
+    process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"JupyterLab did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield Lab(port, token, root, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@dataclass
+class Requests:
+    """Every URL a page asked for; ``outside`` lists those not on this machine."""
+
+    urls: list[str] = field(default_factory=list)
+
+    def record(self, request) -> None:
+        self.urls.append(request.url)
+
+    @property
+    def outside(self) -> list[str]:
+        return [u for u in self.urls if urlparse(u).scheme not in ("data", "blob", "about")
+                and urlparse(u).hostname not in LOCAL_HOSTS]  # fmt: skip
+
+
+RUN_ALL = "async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+STATE = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const kernel = panel && panel.sessionContext && panel.sessionContext.session
+    && panel.sessionContext.session.kernel;
+  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.innerText.trim());
+  return {kernel: kernel ? kernel.status : 'none', prompts};
+}"""
+DOM_REPORT = """() => {
+  // JupyterLab 4: text renderers carry data-mime-type; plotly's renderer is .jp-RenderedPlotly;
+  // an ipywidget view is an lm-Panel output
+  const outputs = [...document.querySelectorAll('.jp-OutputArea-output')];
+  const mime = (o) => o.getAttribute('data-mime-type') || '';
+  const widgets = outputs.filter(o => o.classList.contains('lm-Panel'));
+  const plotly = outputs.filter(o => o.classList.contains('jp-RenderedPlotly'));
+  const bertviz = [...document.querySelectorAll('[id^=bertviz]')];
+  return {
+    stderr: outputs.filter(o => mime(o).includes('stderr')).map(o => o.innerText.slice(0, 500)),
+    widgets: widgets.length,
+    widgetsDrawn: widgets.filter(o => o.querySelector('[class*="widget-"]')).length,
+    widgetErrors: outputs.filter(o => /Error displaying widget|Loading widget\\.\\.\\./.test(o.innerText)).length,
+    plotly: plotly.length,
+    plotlyDrawn: plotly.filter(o => o.querySelector('.main-svg')).length,
+    bertviz: bertviz.length,
+    bertvizDrawn: bertviz.filter(b => b.querySelector('svg')).length,
+    sliders: document.querySelectorAll('.jp-OutputArea-output .widget-slider').length,
+  };
+}"""
+
+
+def run_notebook(page, lab: Lab, notebook: str, timeout_s: float = 600) -> float:
+    """Open ``notebook``, run every cell, wait until the kernel is idle with every cell run; return seconds."""
+    page.goto(lab.url(notebook))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_function("() => { const p = window.jupyterapp.shell.currentWidget; return p && p.sessionContext"
+                           " && p.sessionContext.session && p.sessionContext.session.kernel"
+                           " && p.sessionContext.session.kernel.status === 'idle'; }", timeout=120_000)  # fmt: skip
+    start = time.monotonic()
+    page.evaluate(RUN_ALL)
+    while True:
+        state = page.evaluate(STATE)
+        done = state["prompts"] and all(p.startswith("[") and p[1:-2].strip().isdigit() for p in state["prompts"])
+        if done and state["kernel"] == "idle":
+            break
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"{notebook} still running after {timeout_s:.0f} s: {state}")
+        time.sleep(0.5)
+    page.wait_for_timeout(1500)  # let late renderers (plotly, widgets) finish drawing
+    return time.monotonic() - start
+
+
+def nudge_first_slider(page) -> tuple[str, str]:
+    """Press the right arrow on the first slider; return the text of its widget area before and after."""
+    handle = page.locator(
+        ".jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-slider input"
+    )
+    area = handle.first.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
+    before = area.inner_html()
+    handle.first.focus()
+    page.keyboard.press("ArrowRight")
+    for _ in range(40):
+        page.wait_for_timeout(250)
+        after = area.inner_html()
+        if after != before:
+            break
+    return before, after

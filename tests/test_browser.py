@@ -1,0 +1,74 @@
+"""Every lesson in a real browser: JupyterLab + Debian Chromium, the network blocked and watched.
+
+For each notebook: run all cells, then check that no cell wrote an error, every ipywidget and
+every plotly figure was drawn, bertviz views drew their SVG, moving a slider changes what its
+widget shows, and no request left this machine. Screenshots go to ``build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from lab_browser import BLOCK_NETWORK, CHROMIUM, DOM_REPORT, Requests, nudge_first_slider, run_notebook, running_lab
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SHOTS = ROOT / "build" / "screenshots"
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+if not CHROMIUM.exists():
+    reason = f"no Chromium at {CHROMIUM}: run scripts/install_chromium.sh (make test does)"
+    if os.environ.get("CI"):
+        raise RuntimeError(reason)  # CI must run these, never skip them
+    pytestmark.append(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with running_lab(ROOT / "notebooks", tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", BLOCK_NETWORK]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_lesson_runs_in_the_browser_offline(notebook, lab, browser, record_property):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    requests = Requests()
+    page.on("request", requests.record)
+    seconds = run_notebook(page, lab, notebook.name)
+    record_property("browser_seconds", round(seconds, 1))
+    report = page.evaluate(DOM_REPORT)
+    print(
+        f"\n{notebook.stem}: all cells ran in the browser in {seconds:.1f} s; drawn: {report['widgets']} widgets, "
+        f"{report['plotly']} plotly figures, {report['bertviz']} bertviz views, {report['sliders']} sliders"
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 6000})
+    page.evaluate("() => document.querySelectorAll('.jp-WindowedPanel-outer').forEach(p => p.scrollTop = 0)")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / f"{notebook.stem}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+    assert report["stderr"] == [], report["stderr"]
+    assert report["widgetErrors"] == 0 and report["widgetsDrawn"] == report["widgets"], report
+    assert report["plotlyDrawn"] == report["plotly"], report
+    assert report["bertvizDrawn"] == report["bertviz"], report
+    if report["sliders"]:
+        before, after = nudge_first_slider(page)
+        assert after != before, "moving the first slider changed nothing"
+    assert requests.outside == [], requests.outside
+    assert any(f"127.0.0.1:{lab.port}" in url for url in requests.urls)
+    page.close()
