@@ -38,3 +38,26 @@ def whisper():
 @pytest.fixture(scope="session")
 def toy():
     return embedded("toy-seq2seq")
+
+
+# Wall time of each lesson, headless (nbclient) and in the browser, printed after the run.
+LESSON_SECONDS: dict[str, dict[str, float]] = {}
+LESSON_GOAL_S, ALL_LESSONS_GOAL_S = 60, 300
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not LESSON_SECONDS:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("lesson wall times (goal: each < 1 min headless, all < 5 min, on 2 CPU cores)")
+    for lesson, times in sorted(LESSON_SECONDS.items()):
+        cells = "  ".join(f"{kind} {seconds:5.1f} s" for kind, seconds in sorted(times.items()))
+        slow = " (over the goal)" if times.get("headless", 0) > LESSON_GOAL_S else ""
+        write(f"{lesson:<22} {cells}{slow}")
+    for kind in ("headless", "browser"):
+        total = sum(times[kind] for times in LESSON_SECONDS.values() if kind in times)
+        if total:
+            write(
+                f"{'all lessons':<22} {kind} {total:5.1f} s"
+                + (" (over the goal)" if total > ALL_LESSONS_GOAL_S else "")
+            )

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import LESSON_SECONDS
 from lab_browser import BLOCK_NETWORK, CHROMIUM, DOM_REPORT, Requests, nudge_first_slider, run_notebook, running_lab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +45,12 @@ def browser():
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_lesson_runs_in_the_browser_offline(notebook, lab, browser, record_property):
+def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     requests = Requests()
     page.on("request", requests.record)
     seconds = run_notebook(page, lab, notebook.name)
-    record_property("browser_seconds", round(seconds, 1))
+    LESSON_SECONDS.setdefault(notebook.stem, {})["browser"] = seconds
     report = page.evaluate(DOM_REPORT)
     print(
         f"\n{notebook.stem}: all cells ran in the browser in {seconds:.1f} s; drawn: {report['widgets']} widgets, "

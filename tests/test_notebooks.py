@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import LESSON_SECONDS
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -28,9 +30,11 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
 
     monkeypatch.setenv("LLMINSPECT_CACHE", os.environ.get("LLMINSPECT_CACHE", str(cache_root())))
     notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
     NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
+    LESSON_SECONDS.setdefault(path.stem, {})["headless"] = time.perf_counter() - start
     errors = [
         output
         for cell in notebook.cells
