@@ -137,7 +137,8 @@ DOM_REPORT = """() => {
   // an ipywidget view is an lm-Panel output
   const outputs = [...document.querySelectorAll('.jp-OutputArea-output')];
   const mime = (o) => o.getAttribute('data-mime-type') || '';
-  const widgets = outputs.filter(o => o.classList.contains('lm-Panel'));
+  // (a hidden, empty panel is a progress bar that removed itself when done)
+  const widgets = outputs.filter(o => o.classList.contains('lm-Panel') && !o.classList.contains('lm-mod-hidden'));
   const plotly = outputs.filter(o => o.classList.contains('jp-RenderedPlotly'));
   const bertviz = [...document.querySelectorAll('[id^=bertviz]')];
   return {
