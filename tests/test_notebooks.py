@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -21,14 +20,15 @@ def test_there_are_lessons():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_offline(path, tmp_path, monkeypatch):
+    # The converted models live in the real user cache: find it *before* HOME moves, or every lesson
+    # would convert the models again into a cache under the temporary HOME (~18 s each).
+    from llminspect.registry import cache_root
+
+    monkeypatch.setenv("LLMINSPECT_CACHE", str(cache_root()))
     for variable in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR"):
         monkeypatch.setenv(variable, str(tmp_path / variable.lower()))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    # The converted models live in the real user cache: keep using it under the temporary HOME.
-    from llminspect.registry import cache_root
-
-    monkeypatch.setenv("LLMINSPECT_CACHE", os.environ.get("LLMINSPECT_CACHE", str(cache_root())))
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(
