@@ -229,12 +229,7 @@ class Inspector:
             ['<s>', 'birdo', 'gaja', 'manghas', 'muso', '</s>']
         """
         if self.family != "encoder-decoder":
-            if target is not None:
-                raise FamilyError(
-                    f"target= applies to encoder-decoder models; {self.name} is from the {self.family} family. "
-                    "For a decoder, put the continuation in the text itself."
-                )
-            tokens = self.checked_tokens(source)
+            tokens = self._single_stack_tokens(source, target)
             with self.running(progress) as self.layer_timing:
                 return capture_single_stack(self.model, self.family, tokens)
         inputs = self.encoder_decoder_inputs(source, target, max_new_tokens)
@@ -260,9 +255,7 @@ class Inspector:
         if how not in ("hooks", "by hand"):
             raise ValueError(f"how={how!r}: use 'hooks' or 'by hand'.")
         if self.family != "encoder-decoder":
-            if target is not None:
-                raise FamilyError(f"target= applies to encoder-decoder models; {self.name} is a {self.family}.")
-            tokens, source_data = self.checked_tokens(source), None
+            tokens, source_data = self._single_stack_tokens(source, target), None
             inputs = {"input_ids": torch.tensor([tokens.ids], device=self.device)}
         else:
             source_data, encoder_inputs, tokens, _ = self.encoder_decoder_inputs(source, target, max_new_tokens)
@@ -281,6 +274,15 @@ class Inspector:
                 steps = walk_with_hooks(self.model, run)
             logits = batchless(getattr(outputs["out"], "logits", None))
         return Walk(self.family, how, tokens, steps, logits, source_data)
+
+    def _single_stack_tokens(self, source, target: str | None) -> Tokens:
+        """The checked tokens of an encoder's or decoder's input; ``target`` belongs to encoder-decoders only."""
+        if target is not None:
+            raise FamilyError(
+                f"target= applies to encoder-decoder models; {self.name} is from the {self.family} family. "
+                "For a decoder, put the continuation in the text itself."
+            )
+        return self.checked_tokens(source)
 
     def encoder_decoder_inputs(self, source, target: str | None = None, max_new_tokens: int = 64) -> tuple:
         """Checked inputs of an encoder-decoder, without the traced forward pass.

@@ -93,9 +93,7 @@ def logit_lens(inspector, text, target: str | None = None, answer: str | None = 
     (the model's own output when None). ``answer`` is one token to follow through the layers.
     """
     norm, head, bias = readout(inspector.model)
-    trace = inspector.trace(text) if target is None and inspector.family != "encoder-decoder" else None
-    if trace is None:
-        trace = inspector.trace(text, target)
+    trace = inspector.trace(text, target)
     answer_id = _answer_id(inspector.tokenizer, answer) if answer else int(trace.logits[-1].argmax())
     rows = {"top_ids": [], "top_probs": [], "entropy": [], "answer_rank": [], "answer_prob": []}
     last = trace.hidden_states.shape[0] - 1

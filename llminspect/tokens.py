@@ -114,10 +114,15 @@ def token_labels(tokenizer, ids: list[int]) -> list[str]:
         ['␣Paris', '␣Paris']
     """
     ids = [int(i) for i in ids]
+    return Tokens("", ids, *_pieces(tokenizer, ids, [(0, 0)] * len(ids))).labels
+
+
+def _pieces(tokenizer, ids: list[int], offsets: list[tuple[int, int]]) -> tuple:
+    """``Tokens`` fields after text and ids: strings, offsets, special flags, bytes (ids from a model, not text)."""
     strings = tokenizer.convert_ids_to_tokens(ids)
     special_ids = special_token_ids(tokenizer)
     special = [i in special_ids for i in ids]
-    return Tokens("", ids, strings, [(0, 0)] * len(ids), special, bytes_of(tokenizer, strings, special)).labels
+    return strings, offsets, special, bytes_of(tokenizer, strings, special)
 
 
 def from_ids(tokenizer, ids: list[int]) -> Tokens:
@@ -134,17 +139,7 @@ def from_ids(tokenizer, ids: list[int]) -> Tokens:
         start = len(text) if grown.startswith(text) else len(os.path.commonprefix([text, grown]))
         offsets.append((min(start, len(grown)), len(grown)))
         text = grown
-    special_ids = special_token_ids(tokenizer)
-    strings = tokenizer.convert_ids_to_tokens(ids)
-    special = [i in special_ids for i in ids]
-    return Tokens(
-        text=text,
-        ids=ids,
-        strings=strings,
-        offsets=offsets,
-        special=special,
-        token_bytes=bytes_of(tokenizer, strings, special),
-    )
+    return Tokens(text, ids, *_pieces(tokenizer, ids, offsets))
 
 
 def special_token_ids(tokenizer) -> set[int]:

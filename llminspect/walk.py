@@ -234,7 +234,7 @@ def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
     for module in model.modules():
         if id(module) not in inside and next(module.children(), None) is None and _has_state(module):
             chosen.add(id(module))
-    for module in {id(m): m for m in model.modules()}.values():
+    for module in model.modules():  # each module once, however many names it has
         if id(module) in chosen:
             handles.append(module.register_forward_hook(record, with_kwargs=True))
     try:

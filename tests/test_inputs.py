@@ -47,6 +47,8 @@ def test_audio_to_a_text_model_and_text_to_a_speech_model(toy, whisper):
 def test_decoder_refuses_a_target(decoder):
     with pytest.raises(errors.FamilyError, match="encoder-decoder"):
         decoder.trace("The capital of France is", target=" Paris")
+    with pytest.raises(errors.FamilyError, match="encoder-decoder"):
+        decoder.walk("The capital of France is", target=" Paris")
 
 
 def test_empty_target(toy):
