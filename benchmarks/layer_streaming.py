@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def child(mode: str, folder: Path, out: Path) -> None:
         from transformers import AutoTokenizer, LlamaForCausalLM
 
         import llminspect as li
-        from llminspect.loading import offload_map, quiet_transformers
+        from llminspect.loading import empty_model, offload_map, quiet_transformers
         from llminspect.progress import layer_progress
 
         if mode != "import":
@@ -116,7 +117,7 @@ def child(mode: str, folder: Path, out: Path) -> None:
             start = time.perf_counter()
             if offload == "disk-transformers":  # from_pretrained's disk offload: reads every block once to load
                 with quiet_transformers():
-                    plan = offload_map(config_of(folder), LlamaForCausalLM, device, "disk")
+                    plan = offload_map(empty_model(config_of(folder), LlamaForCausalLM), device, "disk")
                     model = LlamaForCausalLM.from_pretrained(folder, attn_implementation="eager", device_map=plan)
                 m = li.Inspector(model, AutoTokenizer.from_pretrained(folder))
             else:
@@ -155,23 +156,15 @@ def run_child(mode: str, folder: Path, scratch: Path, repeats: int) -> dict:
 
 
 def sizes(folder: Path) -> dict:
-    """Bytes of the whole model, of one block, and of what stays loaded (embeddings, final norm, head)."""
-    from safetensors import safe_open
+    """Bytes (fp32) of the whole model, of one block, and of what stays loaded (embeddings, final norm, head)."""
+    from llminspect.streaming import tensor_index
 
-    total, block, kept = 0, 0, 0
-    for path in folder.glob("*.safetensors"):
-        with safe_open(path, "pt") as handle:
-            for name in handle.keys():
-                sliced = handle.get_slice(name)
-                count = 4
-                for dim in sliced.get_shape():
-                    count *= dim
-                total += count
-                if name.startswith("model.layers.0."):
-                    block += count
-                elif not name.startswith("model.layers."):
-                    kept += count
-    return {"model": total, "block": block, "kept": kept}
+    count = {name: 4 * math.prod(info["shape"]) for name, info in tensor_index(folder).items()}
+    return {
+        "model": sum(count.values()),
+        "block": sum(n for name, n in count.items() if name.startswith("model.layers.0.")),
+        "kept": sum(n for name, n in count.items() if not name.startswith("model.layers.")),
+    }
 
 
 def main() -> None:

@@ -172,27 +172,41 @@ def _model_class(config, family: str):
 OFFLOAD = ("cpu", "disk")
 
 
-def offload_map(config, model_class, keep_on, blocks_on: str) -> dict[str, str]:
-    """A device map putting every transformer block on ``blocks_on`` ("cpu" or "disk") and the rest on ``keep_on``.
-
-    Built from an empty (meta-device) copy of the model, so it costs no memory. accelerate then
-    moves each block to ``keep_on`` only while it runs, and drops it after.
+def empty_model(config, model_class, dtype=None):
+    """The model built on the meta device: every module and shape, no memory, no weights read.
 
     Example:
         >>> import transformers
         >>> from llminspect.registry import model_directory
         >>> config = transformers.AutoConfig.from_pretrained(model_directory("toy-seq2seq"))
-        >>> plan = offload_map(config, transformers.AutoModelForSeq2SeqLM, "cpu", "disk")
-        >>> plan["model.encoder.layers.0"], plan["lm_head"]
-        ('disk', 'cpu')
+        >>> empty_model(config, transformers.AutoModelForSeq2SeqLM).lm_head.weight.device.type
+        'meta'
     """
     import accelerate
 
+    options = {"attn_implementation": "eager", "dtype": dtype}
+    with accelerate.init_empty_weights():
+        # an Auto class builds through from_config, a concrete model class through _from_config
+        build = model_class.from_config if hasattr(model_class, "from_config") else model_class._from_config
+        return build(config, **options)
+
+
+def offload_map(empty, keep_on, blocks_on: str) -> dict[str, str]:
+    """A device map putting every transformer block on ``blocks_on`` ("cpu" or "disk") and the rest on ``keep_on``.
+
+    Read from an ``empty_model``, so it costs no memory. accelerate then moves each block to
+    ``keep_on`` only while it runs, and drops it after.
+
+    Example:
+        >>> import transformers
+        >>> from llminspect.registry import model_directory
+        >>> config = transformers.AutoConfig.from_pretrained(model_directory("toy-seq2seq"))
+        >>> plan = offload_map(empty_model(config, transformers.AutoModelForSeq2SeqLM), "cpu", "disk")
+        >>> plan["model.encoder.layers.0"], plan["lm_head"]
+        ('disk', 'cpu')
+    """
     from .walk import block_lists
 
-    with accelerate.init_empty_weights():
-        # an Auto class builds through from_config, a concrete model class from the config itself
-        empty = model_class.from_config(config) if hasattr(model_class, "from_config") else model_class(config)
     stacks = [path for path, _ in block_lists(empty)]
     plan: dict[str, str] = {}
 
@@ -214,12 +228,15 @@ def offload_map(config, model_class, keep_on, blocks_on: str) -> dict[str, str]:
     return plan
 
 
-def _offload_options(config, model_class, source: str, device, offload, device_map) -> dict:
-    """``from_pretrained`` options for ``offload=`` / ``device_map=``; empty for a plain load."""
+def _check_placement(offload, device_map) -> None:
     if offload is not None and offload not in OFFLOAD:
         raise LLMInspectError(f"offload={offload!r}: use 'disk' (blocks stay in the files), 'cpu', or None.")
     if offload is not None and device_map is not None:
         raise LLMInspectError("Give offload= or device_map=, not both: offload builds its own device map.")
+
+
+def _offload_options(empty, source: str, device, offload, device_map) -> dict:
+    """``from_pretrained`` options for ``offload=`` (read from ``empty``) or ``device_map=``; empty for a plain load."""
     if device_map is not None:
         return {"device_map": device_map}
     if offload is None:
@@ -229,7 +246,7 @@ def _offload_options(config, model_class, source: str, device, offload, device_m
             f"offload='disk' reads each block from the model's safetensors files while it runs, and {source} has "
             "none (only pickle checkpoints). Use offload='cpu', or convert the model to safetensors."
         )
-    return {"device_map": offload_map(config, model_class, device, offload)}
+    return {"device_map": offload_map(empty, device, offload)}
 
 
 def load(
@@ -267,6 +284,7 @@ def load(
     from .inspector import Inspector
 
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    _check_placement(offload, device_map)
     source, options = resolve_spec(spec)
     options["trust_remote_code"] = trust_remote_code
     check_files(source, allow_pickle)
@@ -294,11 +312,11 @@ def load(
             ) from error
         family = detect_family(config)
         model_class = _model_class(config, family)
-        placement = _offload_options(config, model_class, source, torch_device, offload, device_map)
-        streams = offload == "disk" and Path(source).is_dir()
+        empty = empty_model(config, model_class, torch_dtype) if offload is not None else None
+        placement = _offload_options(empty, source, torch_device, offload, device_map)
         model = None
-        if streams:  # blocks left in the files, not read while loading
-            model = open_streamed(source, config, model_class, torch_device, torch_dtype, placement["device_map"])
+        if offload == "disk" and Path(source).is_dir():  # blocks left in the files, not read while loading
+            model = open_streamed(source, empty, torch_device, torch_dtype, placement["device_map"])
         if model is None:
             model = model_class.from_pretrained(
                 source,

@@ -38,15 +38,16 @@ def tensor_index(folder: str | Path) -> dict[str, dict]:
     return index
 
 
-def open_streamed(source: str | Path, config, model_class, device, dtype: torch.dtype, plan: dict[str, str]):
-    """The model with every ``plan`` entry on "disk" left in the files, or None when the names do not match."""
+def open_streamed(source: str | Path, model, device, dtype: torch.dtype, plan: dict[str, str]):
+    """Fill the empty (meta-device) ``model`` from ``source``, leaving every ``plan`` entry on "disk" in the files.
+
+    Returns the dispatched model, or None when the files' tensor names do not match the model's.
+    """
     import accelerate
     from accelerate.utils import set_module_tensor_to_device
     from safetensors import safe_open
 
     index = tensor_index(source)
-    with accelerate.init_empty_weights():
-        model = model_class.from_config(config, attn_implementation="eager", dtype=dtype)
     streamed = tuple(f"{name}." for name, where in plan.items() if where == "disk")
     expected = dict(model.state_dict(keep_vars=True))
     kept = [name for name in expected if not name.startswith(streamed) and name in index]

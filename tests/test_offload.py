@@ -8,7 +8,7 @@ import transformers
 
 import llminspect as li
 from llminspect.errors import FamilyError, LLMInspectError, ModelFileError
-from llminspect.loading import offload_map
+from llminspect.loading import empty_model, offload_map
 from llminspect.registry import model_directory
 
 TEXT = "The quick brown fox jumps over the lazy dog"
@@ -21,7 +21,7 @@ def streamed():
 
 def test_offload_map_puts_every_block_on_disk_and_the_rest_on_the_device():
     config = transformers.AutoConfig.from_pretrained(model_directory("decoder"))
-    plan = offload_map(config, transformers.AutoModelForCausalLM, "cpu", "disk")
+    plan = offload_map(empty_model(config, transformers.AutoModelForCausalLM), "cpu", "disk")
     blocks = {key for key, where in plan.items() if where == "disk"}
     assert blocks == {f"model.layers.{i}" for i in range(config.num_hidden_layers)}
     assert {key for key, where in plan.items() if where == "cpu"} == {
@@ -96,9 +96,10 @@ def test_streamed_open_leaves_blocks_in_the_files_for_every_embedded_model():
         folder = model_directory(name)
         config = transformers.AutoConfig.from_pretrained(folder)
         model_class = _model_class(config, detect_family(config))
-        plan = offload_map(config, model_class, "cpu", "disk")
+        empty = empty_model(config, model_class, torch.float32)
+        plan = offload_map(empty, "cpu", "disk")
         with quiet_transformers():
-            model = open_streamed(folder, config, model_class, torch.device("cpu"), torch.float32, plan)
+            model = open_streamed(folder, empty, torch.device("cpu"), torch.float32, plan)
         assert model is not None, name
         on_disk = [n for n, p in model.named_parameters() if p.device.type == "meta"]
         assert on_disk and all(any(n.startswith(k + ".") for k, w in plan.items() if w == "disk") for n in on_disk)
