@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import FamilyError, InputError
-from .tokens import bytes_of, special_token_ids
+from .tokens import bytes_of, encode, special_token_ids
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def _require_decoder(inspector, what: str) -> None:
             f"{what} needs a decoder (a model that predicts the next token); "
             f"{inspector.name} is from the {inspector.family} family."
         )
+    inspector.require_lm_head(what)
 
 
 def _last_probabilities(inspector, ids: list[int]) -> torch.Tensor:
@@ -134,6 +135,21 @@ class Knobs:
     min_p: float = 0.0
     repetition_penalty: float = 1.0
 
+    def __post_init__(self) -> None:
+        """Refuse values transformers rejects or that overflow float32, naming the knob and its range."""
+        checks = {
+            "temperature": (lambda t: t == 0 or 1e-3 <= t <= 100, "0 (greedy) or from 0.001 to 100, e.g. 0.7"),
+            "top_k": (lambda k: k >= 0 and float(k).is_integer(), "a whole number, 0 (off) or more, e.g. 40"),
+            "top_p": (lambda p: 0 < p <= 1, "more than 0 and at most 1 (1 = off), e.g. 0.9"),
+            "min_p": (lambda p: 0 <= p <= 1, "from 0 (off) to 1, e.g. 0.05"),
+            "repetition_penalty": (lambda r: 0.01 <= r <= 100, "from 0.01 to 100 (1 = off), e.g. 1.3"),
+        }
+        for name, (fits, words) in checks.items():
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number and fits(value)):
+                raise InputError(f"{name}={value!r} is out of range: {name} must be {words}.")
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -173,12 +189,31 @@ def processors(knobs: Knobs) -> list[tuple[str, object]]:
     elif knobs.temperature != 1.0:
         steps.append((f"temperature {knobs.temperature:g}", TemperatureLogitsWarper(knobs.temperature)))
     if knobs.top_k:
-        steps.append((f"top-k {knobs.top_k}", TopKLogitsWarper(top_k=knobs.top_k)))
+        steps.append((f"top-k {knobs.top_k}", TopKLogitsWarper(top_k=int(knobs.top_k))))
     if knobs.top_p < 1.0:
         steps.append((f"top-p {knobs.top_p:g}", TopPLogitsWarper(top_p=knobs.top_p)))
     if knobs.min_p > 0:
         steps.append((f"min-p {knobs.min_p:g}", MinPLogitsWarper(min_p=knobs.min_p)))
     return steps
+
+
+def apply_knobs(logits: torch.Tensor, ids: list[int], knobs: Knobs) -> list[Stage]:
+    """The distribution of ``logits`` [vocab] before any knob, then after each knob in generate's order.
+
+    ``ids`` are the tokens read so far (the repetition penalty looks at them).
+
+    Example:
+        >>> stages = apply_knobs(torch.tensor([2.0, 1.0, 0.0]), [0], Knobs(top_k=2))
+        >>> [s.kept for s in stages]
+        [3, 2]
+    """
+    scores = logits.float()[None].clone()
+    context = torch.tensor([ids])
+    result = [_stage("model", scores[0])]
+    for name, processor in processors(knobs):
+        scores = processor(context, scores)
+        result.append(_stage(name, scores[0]))
+    return result
 
 
 def _stage(name: str, scores: torch.Tensor) -> Stage:
@@ -206,6 +241,7 @@ class NextTokenLab:
             raise FamilyError(
                 f"{inspector.name} is an encoder: it does not predict next tokens. Use a decoder or an encoder-decoder."
             )
+        inspector.require_lm_head("The sampling lab")
         if inspector.family == "encoder-decoder":
             if source is None:
                 raise InputError("An encoder-decoder needs source= (the text or audio its encoder reads).")
@@ -215,7 +251,7 @@ class NextTokenLab:
                 start, text = list(tokenizer.prefix_tokens), (" " + prompt.strip() if prompt.strip() else "")
             else:
                 start, text = [inspector.config.decoder_start_token_id], prompt
-            self.ids = start + (tokenizer(text, add_special_tokens=False).input_ids if text else [])
+            self.ids = start + (encode(tokenizer, text, "prompt", add_special_tokens=False) if text else [])
         else:
             self.ids = inspector.checked_tokens(prompt).ids
         self.chosen: list[tuple[int, str]] = []  # (token id, how it was chosen)
@@ -244,13 +280,7 @@ class NextTokenLab:
 
     def stages(self, knobs: Knobs) -> list[Stage]:
         """The distribution before any knob, then after each knob in generate's order."""
-        scores = self.logits[None].clone()
-        ids = torch.tensor([self.ids])
-        result = [_stage("model", scores[0])]
-        for name, processor in processors(knobs):
-            scores = processor(ids, scores)
-            result.append(_stage(name, scores[0]))
-        return result
+        return apply_knobs(self.logits, self.ids, knobs)
 
     def sample(self, knobs: Knobs, seed: int | None = None) -> int:
         """Draw a token from the final distribution (reproducible with ``seed``)."""

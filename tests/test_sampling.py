@@ -24,11 +24,11 @@ def test_next_tokens_are_the_softmax_of_the_last_logits(decoder):
     assert result.ids == indices.tolist()
     assert result.probabilities == pytest.approx(values.tolist(), abs=1e-6)
     assert result.tokens[0] == " Paris"
-    with torch.no_grad():
+    with torch.no_grad():  # a separate forward pass (with an attention mask): agree within float32
         logits = decoder.model(**decoder.tokenizer("The capital of France is", return_tensors="pt")).logits[0, -1]
     log_p = logits.double().log_softmax(-1)
     expected_entropy = -(log_p.exp() * log_p).sum().item() / math.log(2)  # in bits
-    assert result.entropy == pytest.approx(expected_entropy, rel=1e-6)
+    assert result.entropy == pytest.approx(expected_entropy, rel=1e-4)
 
 
 def test_healing_renormalizes_over_tokens_that_start_with_the_removed_text(decoder):
@@ -65,18 +65,19 @@ def test_healing_and_next_tokens_need_a_decoder(encoder, decoder):
 from transformers import GenerationConfig  # noqa: E402
 
 from llminspect.registry import sample_audio  # noqa: E402
-from llminspect.sampling import Knobs, NextTokenLab, branches, surprisal  # noqa: E402
+from llminspect.sampling import Knobs, NextTokenLab, apply_knobs, branches, surprisal  # noqa: E402
 
 AI = "The best thing about AI is its ability to"
 
 
-def generate_distribution(decoder, knobs: Knobs) -> torch.Tensor:
-    """What ``generate`` samples the next token from, read off its processed scores."""
+def generate_step(decoder, knobs: Knobs) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of ``generate``: the raw logits it computed, and the distribution it samples from."""
     ids = decoder.tokenizer(AI, return_tensors="pt").input_ids
     config = GenerationConfig(
         do_sample=knobs.temperature > 0,
         max_new_tokens=1,
         output_scores=True,
+        output_logits=True,
         return_dict_in_generate=True,
         temperature=knobs.temperature or 1.0,
         top_k=knobs.top_k,
@@ -86,10 +87,11 @@ def generate_distribution(decoder, knobs: Knobs) -> torch.Tensor:
         pad_token_id=decoder.tokenizer.eos_token_id,
     )
     with torch.no_grad():
-        scores = decoder.model.generate(ids, generation_config=config).scores[0][0]
+        out = decoder.model.generate(ids, generation_config=config)
+    scores = out.scores[0][0]
     if knobs.temperature == 0:  # greedy: generate picks the argmax of the (penalized) scores
-        return torch.nn.functional.one_hot(scores.argmax(), scores.shape[-1]).double()
-    return scores.double().softmax(-1)
+        return out.logits[0][0], torch.nn.functional.one_hot(scores.argmax(), scores.shape[-1]).double()
+    return out.logits[0][0], scores.double().softmax(-1)
 
 
 SETTINGS = [
@@ -116,9 +118,19 @@ SETTINGS += [
 
 @pytest.mark.parametrize("knobs", SETTINGS, ids=str)
 def test_final_distribution_is_what_generate_samples_from(decoder, knobs):
+    # The claim is about the processors, so both sides start from the *same* logits: generate's own.
+    # (Two separate forward passes differ by ~1e-7, which temperature 0.01 multiplies by 100.)
+    raw, expected = generate_step(decoder, knobs)
+    ours = apply_knobs(raw, decoder.tokenizer(AI).input_ids, knobs)[-1].probabilities
+    torch.testing.assert_close(ours, expected, atol=1e-9, rtol=1e-9)
+
+
+def test_the_labs_cached_logits_are_a_plain_forward_pass(decoder):
     lab = NextTokenLab(decoder, AI)
-    ours = lab.stages(knobs)[-1].probabilities
-    torch.testing.assert_close(ours, generate_distribution(decoder, knobs), atol=1e-6, rtol=1e-5)
+    raw, _ = generate_step(decoder, Knobs())
+    # separate forward passes (generate adds an attention mask): equal within float32 rounding
+    torch.testing.assert_close(lab.logits, raw.float(), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(lab.stages(Knobs())[0].probabilities, raw.double().softmax(-1), atol=1e-6, rtol=1e-4)
 
 
 def test_each_stage_reports_entropy_and_kept_set(decoder):
