@@ -130,8 +130,13 @@ class Walk:
     @property
     def final_hidden_state(self) -> torch.Tensor:
         """The (decoder) stack's last output before the head: [tokens, hidden]."""
-        before_head = [s for s in self.steps if s.kind not in ("head", "other") and s.stack in (None, "decoder")]
-        return before_head[-1].output
+        return final_hidden_state(self.steps)
+
+
+def final_hidden_state(steps: list[Step]) -> torch.Tensor:
+    """The last output of the (decoder) stack before the head (pooler, LM head) among ``steps``."""
+    before_head = [s for s in steps if s.kind not in ("head", "other") and s.stack in (None, "decoder")]
+    return before_head[-1].output
 
 
 def batchless(value) -> torch.Tensor | None:
@@ -171,12 +176,38 @@ def _shapes(args: tuple, kwargs: dict) -> list[tuple[int, ...]]:
     return [tuple(v.shape) for v in values if isinstance(v, torch.Tensor)]
 
 
+def model_output(output) -> torch.Tensor | None:
+    """What a model's forward pass finally hands back: logits, else the pooled vector, else the last hidden state.
+
+    Batch dimension removed, float32 on the CPU.
+    """
+    for name in ("logits", "pooler_output", "last_hidden_state"):
+        value = getattr(output, name, None)
+        if isinstance(value, torch.Tensor):
+            return batchless(value)
+    return batchless(output)
+
+
+def head_prefix(model) -> str | None:
+    """The path prefix of the backbone inside a model with a head ("model.", "bert."), or None for a bare model.
+
+    Everything outside the backbone (``lm_head``, BERT's ``cls`` masked-LM head) is the model's head.
+    """
+    base = getattr(model, "base_model", model)
+    if base is model:
+        return None
+    return next((f"{name}." for name, module in model.named_children() if module is base), None)
+
+
 def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
     """Record every block, every block's direct parts and every other leaf module while ``run()`` runs.
 
     Parameter-free modules (dropout, activations) are skipped; a rotary embedding (buffers only)
-    is kept. A module used under two names (BART's shared embedding) is named after the stack
-    that calls it.
+    is kept. Outside the blocks, a module made of parts (BERT's pooler: dense, then tanh) is
+    recorded too when its output is not simply its last part's. A module used under two names
+    (BART's shared embedding) is named after the stack that calls it. The walk ends on what
+    ``run()`` returns (the model's output): when the forward pass does more after its last
+    module (Gemma 2's final soft-capping), that is one more step.
     """
     stacks = block_lists(model)
     # An encoder-decoder has two stacks; their parents ("model.encoder") name the steps inside.
@@ -188,13 +219,17 @@ def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
         aliases.setdefault(id(module), []).append(name)
     block_ids = {id(block) for _, blocks in stacks for block in blocks}
     inside = {id(m) for _, blocks in stacks for block in blocks for m in block.modules() if m is not block}
+    backbone = head_prefix(model)
     active: list[str] = []  # parent paths of the stacks running now
     steps: list[Step] = []
+    composites: set[int] = set()
 
     def record(module, args, kwargs, output) -> None:
         value = batchless(output)
         if value is None:
             return
+        if id(module) in composites and steps and _same(steps[-1].output, value):
+            return  # e.g. BERT's embeddings module: its output is its LayerNorm's, already recorded
         names = aliases[id(module)]
         path = next((n for n in names if active and n.startswith(active[-1] + ".")), names[0])
         parent = next((p for p in parents if path.startswith(p + ".")), None)
@@ -203,7 +238,12 @@ def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
         layer = int(path[len(blocks) + 1 :].split(".")[0]) if blocks else None
         # Outside the blocks the parent's name helps: "pooler.dense" is the pooler, not an MLP.
         own_name = ".".join(path.split(".")[-1 if layer is not None else -2 :])
-        kind = "block" if id(module) in block_ids else kind_of(own_name)
+        if id(module) in block_ids:
+            kind = "block"
+        elif backbone is not None and not path.startswith(backbone):
+            kind = "head"  # outside the backbone: lm_head, BERT's cls.predictions.*
+        else:
+            kind = kind_of(own_name)
         label = "output (residual stream)" if kind == "block" else path.rsplit(".", 1)[-1]
         name = f"layer {layer} · {label}" if layer is not None else label
         name = f"{stack} {name}" if stack else name
@@ -231,18 +271,33 @@ def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
         for block in blocks:
             chosen.add(id(block))
             chosen.update(id(child) for child in block.children() if _has_state(child))
+    holders = {id(m) for _, blocks in stacks for m in model.modules() if any(b is blocks for b in m.modules())}
     for module in model.modules():
-        if id(module) not in inside and next(module.children(), None) is None and _has_state(module):
+        if id(module) in inside or not _has_state(module):
+            continue
+        if next(module.children(), None) is None:
             chosen.add(id(module))
+        elif module is not model and id(module) not in holders and id(module) not in block_ids:
+            chosen.add(id(module))  # a part made of parts, outside the blocks (pooler, embeddings, heads)
+            composites.add(id(module))
     for module in model.modules():  # each module once, however many names it has
         if id(module) in chosen:
             handles.append(module.register_forward_hook(record, with_kwargs=True))
     try:
-        run()
+        output = run()
     finally:
         for handle in handles:
             handle.remove()
+    final = model_output(output) if output is not None else None
+    if final is not None and steps and not _same(steps[-1].output, final):
+        capping = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+        label = "final logit soft-capping" if capping else "model output"
+        steps.append(Step(label, "head", "", final, [steps[-1].output_shape]))
     return steps
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.equal(a, b)
 
 
 def _has_state(module) -> bool:

@@ -12,7 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, MistralConfig, MistralForC
 
 import llminspect as li
 from llminspect.by_hand import causal_mask
-from llminspect.errors import FamilyError
+from llminspect.errors import FamilyError, InputError
 from llminspect.registry import sample_audio
 from llminspect.walk import block_lists, kind_of
 
@@ -152,7 +152,7 @@ def test_walk_lookup_errors_and_labels(toy):
     walk = toy.walk("happy bird eats mouse", how="by hand")
     with pytest.raises(KeyError, match="No step named"):
         walk["nothing"]
-    with pytest.raises(ValueError, match="'hooks' or 'by hand'"):
+    with pytest.raises(InputError, match="'hooks' or 'by hand'"):
         toy.walk("happy bird", how="magic")
     assert "->" in repr(walk[0])
     assert [kind_of(n) for n in ("self_attn", "fc1", "lm_head", "wpe", "ln_f", "pooler.dense")] == [
