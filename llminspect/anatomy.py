@@ -119,13 +119,18 @@ def load_config(name: str | Path):
     """(transformers config, llminspect's notes) for a shipped name or a config JSON file."""
     import transformers
 
-    path = Path(name)
-    if not path.suffix == ".json":
+    path = Path(name).expanduser()
+    if path.is_dir():  # a model folder: its config.json
+        path = path / "config.json"
+    elif not path.suffix == ".json":
         path = ARCHITECTURES / f"{name}.json"
     if not path.exists():
         close = difflib.get_close_matches(str(name), shipped(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UnknownModelError(f"No architecture {str(name)!r}.{hint} Shipped: {', '.join(shipped())}.")
+        raise UnknownModelError(
+            f"No architecture {str(name)!r}.{hint} Give a shipped name ({', '.join(shipped())}), a model folder "
+            "with a config.json, or the path of a config .json file."
+        )
     data = json.loads(path.read_text())
     notes = data.pop("llminspect", {})
     try:
@@ -152,16 +157,42 @@ def _build_on_meta(config, key: str):
         ) from error
 
 
-def _positions(model, config) -> str:
-    if any(hasattr(m, "inv_freq") for m in model.modules()):
-        return "rotary"
-    if getattr(config, "alibi", False):
-        return "ALiBi"
-    if getattr(config, "relative_attention_num_buckets", None):
-        return "relative (T5 buckets)"
+def position_kind(model, config) -> str:
+    """How a model knows where each token sits: rotary, ALiBi, relative buckets, sinusoidal or learned.
+
+    Read from the model's structure (the functions next to its blocks, its position modules) and
+    config, so GPT-J (rotary without an ``inv_freq`` buffer), BLOOM (ALiBi) and Marian (a fixed
+    sinusoidal table) are named right.
+
+    Example:
+        >>> a, b = anatomy("gpt2"), anatomy("llama-2-7b")
+        >>> a.positions, b.positions
+        ('learned', 'rotary')
+    """
+    import sys
+
+    from .walk import block_lists
+
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
     if config.model_type == "whisper":
         return "sinusoidal (encoder) + learned (decoder)"
-    return "learned"
+    code = sys.modules[type(block_lists(model)[-1][1][0]).__module__]
+    rotary = hasattr(code, "apply_rotary_pos_emb")
+    if getattr(text, "alibi", False) or (hasattr(code, "build_alibi_tensor") and not rotary):
+        return "ALiBi (a distance penalty on the scores)"
+    if rotary:
+        return "rotary"
+    if getattr(text, "relative_attention_num_buckets", None):
+        return "relative (T5 buckets)"
+    if getattr(text, "relative_attention", False):
+        learned = " + learned" if getattr(text, "position_biased_input", False) else ""
+        return "relative (DeBERTa)" + learned
+    names = [type(module).__name__ for module in model.modules()]
+    if any("Sinusoidal" in name for name in names):
+        return "sinusoidal"
+    embeddings = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)]
+    tables = [n for n in embeddings if "position" in n or "wpe" in n]
+    return "learned" if tables else "none"
 
 
 def _rope_theta(config) -> float | None:
@@ -189,7 +220,7 @@ def anatomy(name: str | Path) -> Anatomy:
     from .walk import block_lists
 
     config, notes = load_config(name)
-    key = Path(name).stem
+    key = Path(name).name if Path(name).is_dir() else Path(name).stem
     model = _build_on_meta(config, key)
     parts = dict.fromkeys(PARTS, 0)
     for parameter_name, parameter in model.named_parameters():  # tied weights appear once
@@ -204,7 +235,7 @@ def anatomy(name: str | Path) -> Anatomy:
     blocks = [block for _, stack in stacks for block in stack]
     sizes = [sum(p.numel() for p in block.parameters()) for block in blocks]
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
-    experts = getattr(text, "num_local_experts", None)
+    experts = getattr(text, "num_local_experts", None) or getattr(text, "num_experts", None)
     return Anatomy(
         key=key,
         name=notes.get("name", key),
@@ -217,7 +248,7 @@ def anatomy(name: str | Path) -> Anatomy:
         head_dim=head_dim,
         vocabulary=text.vocab_size,
         context=getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None),
-        positions=_positions(model, config),
+        positions=position_kind(model, config),
         sliding_window=getattr(text, "sliding_window", None),
         experts=experts,
         experts_per_token=getattr(text, "num_experts_per_tok", None) if experts else None,

@@ -1,13 +1,18 @@
 """The logit lens: read every layer's residual stream as if it were the last.
 
-Each layer's hidden state goes through the model's final norm and its unembedding (the LM
-head), giving a next-token distribution per layer and position: where does " Paris" first
-become the top guess? Intermediate layers were never trained to be read this way, so early
-rows are often nonsense and the lens can miss what a layer knows (nostalgebraist 2020; the
-"tuned lens" of Belrose et al. 2023 trains a small translator per layer instead).
+Each layer's hidden state goes through *everything the model does after its last block* — the
+final norm, and whatever else its forward pass applies: T5's rescaling before a tied head,
+Gemma 2's final logit soft-capping, BERT's masked-LM transform, BART's logits bias — giving a
+next-token distribution per layer and position: where does " Paris" first become the top guess?
+Intermediate layers were never trained to be read this way, so early rows are often nonsense
+and the lens can miss what a layer knows (nostalgebraist 2020; the "tuned lens" of Belrose et
+al. 2023 trains a small translator per layer instead).
 
-transformers reports the last hidden state *after* the final norm, so the last row is the head
-alone — exactly the model's own logits; every earlier row gets the norm first.
+How every model's own tail is applied, without re-implementing it: one forward pass records the
+stream entering the first block and leaving every block, and the last block hands on all of
+them at once (a batch of layers) instead of its own output; the model's code then finishes each
+row exactly as it finishes a real pass. Row L is therefore the model's own output, and row l
+equals the model cut down to its first l blocks (tested against such cut models).
 
 Example:
     >>> import llminspect as li
@@ -18,15 +23,16 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .errors import FamilyError, InputError
-from .tokens import Tokens, token_labels
+from .tokens import Tokens, encode, token_labels
 from .walk import block_lists
 
-FINAL_NORM_NAMES = ("norm", "ln_f", "layer_norm", "final_layer_norm", "final_layernorm")
+LOGIT_BUDGET_BYTES = 256 * 2**20  # float32 logits held at once; longer texts take several passes
 
 
 @dataclass
@@ -53,30 +59,8 @@ class LogitLens:
         return None
 
 
-def readout(model):
-    """(final norm or None, unembedding, bias or None): what turns a hidden state into logits.
-
-    Example:
-        >>> import llminspect as li
-        >>> norm, head, bias = readout(li.load("decoder").model)
-        >>> type(norm).__name__, head.weight.shape[0], bias
-        ('LlamaRMSNorm', 49152, None)
-    """
-    head = model.get_output_embeddings()
-    if head is None:
-        raise FamilyError(
-            f"The logit lens reads hidden states through a language-model head, and {type(model).__name__} has "
-            "none (an encoder without a head). Use a decoder (li.load('decoder')) or an encoder-decoder."
-        )
-    stack_path = block_lists(model)[-1][0]
-    stack = model.get_submodule(stack_path.rsplit(".", 1)[0]) if "." in stack_path else model
-    norms = [getattr(stack, name, None) for name in FINAL_NORM_NAMES]
-    norm = next((module for module in norms if isinstance(module, torch.nn.Module)), None)
-    return norm, head, getattr(model, "final_logits_bias", None)
-
-
 def _answer_id(tokenizer, answer: str) -> int:
-    ids = tokenizer(answer, add_special_tokens=False).input_ids
+    ids = encode(tokenizer, answer, "answer", add_special_tokens=False)
     if len(ids) != 1:
         pieces = tokenizer.convert_ids_to_tokens(ids)
         raise InputError(
@@ -86,36 +70,96 @@ def _answer_id(tokenizer, answer: str) -> int:
     return ids[0]
 
 
+def every_layer_logits(model, inputs: dict, rows: list[int] | None = None) -> torch.Tensor:
+    """Logits read off the stream before block 0 (row 0) and after every block (row l + 1): [rows, tokens, vocab].
+
+    ``rows`` picks some of them (all by default). The model's own code after its last block
+    (final norm, head, scaling, soft-capping) turns each row into logits.
+
+    Example:
+        >>> import llminspect as li
+        >>> m = li.load("decoder")
+        >>> ids = {"input_ids": torch.tensor([m.tokenize("The capital of France is").ids])}
+        >>> every_layer_logits(m.model, ids, rows=[0, 30]).shape
+        torch.Size([2, 5, 49152])
+    """
+    blocks = block_lists(model)[-1][1]  # the stack that writes (an encoder-decoder's decoder)
+    streams: list[torch.Tensor] = []
+
+    def entering(module, args, kwargs) -> None:
+        streams.append(args[0] if args else kwargs["hidden_states"])
+
+    def leaving(module, args, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        streams.append(hidden)
+        if module is not blocks[-1]:
+            return None
+        chosen = range(len(streams)) if rows is None else rows
+        batch = torch.cat([streams[row] for row in chosen])  # every chosen layer as one batch of rows
+        return (batch, *output[1:]) if isinstance(output, tuple) else batch
+
+    handles = [blocks[0].register_forward_pre_hook(entering, with_kwargs=True)]
+    handles += [block.register_forward_hook(leaving) for block in blocks]
+    try:
+        with torch.no_grad():
+            logits = model(**inputs, use_cache=False).logits
+    except (RuntimeError, ValueError) as error:
+        raise FamilyError(
+            f"{type(model).__name__} does not let its last block hand on several rows at once ({error}), which the "
+            "logit lens needs to read every layer through the model's own head."
+        ) from error
+    finally:
+        for handle in handles:
+            handle.remove()
+    if len(streams) != len(blocks) + 1:  # e.g. ALBERT runs one shared block many times
+        raise FamilyError(f"{type(model).__name__} runs its blocks more than once (shared layers); the lens cannot "
+                          "tell its layers apart.")  # fmt: skip
+    expected = len(blocks) + 1 if rows is None else len(rows)
+    if logits.shape[0] != expected:
+        raise FamilyError(
+            f"{type(model).__name__} did not return one row of logits per layer: the lens cannot read it."
+        )
+    return logits.float().cpu()
+
+
 def logit_lens(inspector, text, target: str | None = None, answer: str | None = None) -> LogitLens:
     """Run the logit lens over the (decoder) stack of ``inspector`` on ``text``.
 
     For an encoder-decoder, ``text`` is the source and the lens reads the decoder on ``target``
     (the model's own output when None). ``answer`` is one token to follow through the layers.
+    Works for every model with a language-model or masked-LM head.
     """
-    norm, head, bias = readout(inspector.model)
-    trace = inspector.trace(text, target)
-    answer_id = _answer_id(inspector.tokenizer, answer) if answer else int(trace.logits[-1].argmax())
+    inspector.require_lm_head("The logit lens")
+    tokens, _, inputs = inspector.model_inputs(text, target)
+    layers = len(block_lists(inspector.model)[-1][1])
+    vocabulary = inspector.model.get_output_embeddings().weight.shape[0]
+    per_pass = max(1, LOGIT_BUDGET_BYTES // (4 * len(tokens) * vocabulary))
+    chunks = [list(range(start, min(start + per_pass, layers + 1))) for start in range(0, layers + 1, per_pass)]
+    answer_id = _answer_id(inspector.tokenizer, answer) if answer else None
     rows = {"top_ids": [], "top_probs": [], "entropy": [], "answer_rank": [], "answer_prob": []}
-    last = trace.hidden_states.shape[0] - 1
-    parameter = next(head.parameters())
-    for layer, hidden in enumerate(trace.hidden_states):
-        if layer == last:
-            logits = trace.logits  # already read through the final norm by the model itself
-        else:
-            with torch.no_grad():
-                h = hidden.to(device=parameter.device, dtype=parameter.dtype)
-                logits = head(norm(h) if norm is not None else h)
-                logits = (logits + bias[0] if bias is not None else logits).float().cpu()
-        logp = torch.log_softmax(logits, dim=-1)
-        probs = logp.exp()
-        top_prob, top_id = probs.max(dim=-1)
-        rows["top_ids"].append(top_id)
-        rows["top_probs"].append(top_prob)
-        rows["entropy"].append(-(probs * logp).nan_to_num().sum(dim=-1) / torch.log(torch.tensor(2.0)))
-        rows["answer_prob"].append(probs[:, answer_id])
-        rows["answer_rank"].append((logits > logits[:, answer_id : answer_id + 1]).sum(dim=-1) + 1)
+    for chunk in reversed(chunks):  # the last row first: it names the default answer
+        logits = every_layer_logits(inspector.model, inputs, None if len(chunks) == 1 else chunk)
+        if answer_id is None:
+            answer_id = int(logits[-1, -1].argmax())
+        for row in reversed(range(logits.shape[0])):
+            for name, value in _read(logits[row], answer_id).items():
+                rows[name].insert(0, value)
     stacked = {name: torch.stack(values) for name, values in rows.items()}
     labels = [token_labels(inspector.tokenizer, row.tolist()) for row in stacked["top_ids"]]
-    layers = ["embeddings"] + [f"layer {i}" for i in range(last)]
+    names = ["embeddings"] + [f"layer {i}" for i in range(layers)]
     answer_text = token_labels(inspector.tokenizer, [answer_id])[0]
-    return LogitLens(trace.tokens, layers, top_tokens=labels, answer=answer_text, answer_id=answer_id, **stacked)
+    return LogitLens(tokens, names, top_tokens=labels, answer=answer_text, answer_id=answer_id, **stacked)
+
+
+def _read(logits: torch.Tensor, answer_id: int) -> dict[str, torch.Tensor]:
+    """One layer's row of the lens from its logits [tokens, vocab]."""
+    logp = torch.log_softmax(logits, dim=-1)
+    probs = logp.exp()
+    top_prob, top_id = probs.max(dim=-1)
+    return {
+        "top_ids": top_id,
+        "top_probs": top_prob,
+        "entropy": -(probs * logp).nan_to_num().sum(dim=-1) / math.log(2),
+        "answer_prob": probs[:, answer_id],
+        "answer_rank": (logits > logits[:, answer_id : answer_id + 1]).sum(dim=-1) + 1,
+    }

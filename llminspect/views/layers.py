@@ -16,6 +16,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .checks import takes
 from .html import HTMLView, escape, plotly_text, show_figure, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 50, "b": 60}}
@@ -51,6 +52,7 @@ def _shape(shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+@takes("walk:ModuleNode", "walk.module_tree(m.model)")
 def outline(tree, open_levels: int = 2) -> HTMLView:
     """A ``walk.module_tree`` as a clickable outline: class, parameters, settings and output shapes.
 
@@ -75,6 +77,7 @@ def outline(tree, open_levels: int = 2) -> HTMLView:
     return HTMLView(f"{_STYLE}<div class='li-outline'>{node(tree, 0)}</div>", "model outline")
 
 
+@takes("walk:Walk", "m.walk(text)")
 def steps_table(walk) -> HTMLView:
     """Every step of a walk: what ran, on which shapes, and the mean size (L2 norm per token) of its output."""
     rows = []
@@ -118,6 +121,7 @@ def step_figure(step, tokens: list[str] | None, dims: int = 64) -> go.Figure:
     return fig
 
 
+@takes("walk:Walk", "m.walk(text)")
 def walk(walk, dims: int = 64) -> widgets.VBox:
     """Step through a walk: a slider over the steps, the step's module and shapes, and its output."""
     tokens = walk.tokens.labels if walk.tokens is not None else None
@@ -141,6 +145,7 @@ def walk(walk, dims: int = 64) -> widgets.VBox:
     return widgets.VBox([slider, info, output])
 
 
+@takes("walk:ResidualStream", "walk.residual_stream(m.walk(text))")
 def residual_stream(stream) -> go.Figure:
     """Left: the stream's size at each point, one line per token. Right: what each sub-layer adds (mean over tokens)."""
     fig = make_subplots(
@@ -179,6 +184,7 @@ def residual_stream(stream) -> go.Figure:
     return fig
 
 
+@takes("lens:LogitLens", "llminspect.lens.logit_lens(m, text)")
 def logit_lens(lens, color: str = "probability") -> go.Figure:
     """Layers (rows) x positions (columns): the top next-token guess, coloured by its probability or the entropy."""
     if color not in ("probability", "entropy"):
@@ -210,6 +216,7 @@ def logit_lens(lens, color: str = "probability") -> go.Figure:
     return fig
 
 
+@takes("lens:LogitLens", "llminspect.lens.logit_lens(m, text, answer=...)")
 def answer_rank(lens, position: int = -1) -> go.Figure:
     """The answer token's rank (1 = top guess) and probability at each layer, at one position."""
     ranks = lens.answer_rank[:, position].tolist()
@@ -228,8 +235,15 @@ def answer_rank(lens, position: int = -1) -> go.Figure:
     return fig
 
 
-def rotary(rope, pairs: tuple[int, ...] = (0, 12)) -> go.Figure:
-    """Left: the angle each pair of q/k dimensions is turned by, per position. Right: pairs of the query, turned."""
+@takes("rotary:Rotary", "llminspect.rotary.rotary(m, text)")
+def rotary(rope, pairs: tuple[int, ...] | None = None) -> go.Figure:
+    """Left: the angle each pair of q/k dimensions is turned by, per position. Right: pairs of the query, turned.
+
+    ``pairs`` to draw on the right: by default the fastest pair and one halfway to the slowest.
+    """
+    pairs = tuple(dict.fromkeys(pairs if pairs is not None else (0, rope.pairs // 2)))
+    for index in pairs:
+        rope.pair_dims(index)  # a clear error for a pair this head does not have
     fig = make_subplots(1, 2, subplot_titles=("angle = position × frequency (mod 2π)", "query pairs, turned by RoPE"))
     wrapped = (rope.angles % (2 * math.pi)).tolist()
     fig.add_trace(
@@ -269,5 +283,8 @@ def rotary(rope, pairs: tuple[int, ...] = (0, 12)) -> go.Figure:
     fig.update_yaxes(autorange="reversed", title_text="position", row=1, col=1, **tick_labels(rope.tokens))
     fig.update_xaxes(title_text="pair (fast → slow)", row=1, col=1)
     fig.update_yaxes(scaleanchor="x2", row=1, col=2)
-    fig.update_layout(height=420, title=f"RoPE in layer {rope.layer}, head {rope.head}", **_LAYOUT)
+    turned = f"{rope.rotary_dims} of {rope.head_dim} dims turned" if rope.head_dim != rope.rotary_dims else ""
+    layout = "pairs (2i, 2i+1)" if rope.layout == "interleaved" else "pairs (i, i+d/2)"
+    details = ", ".join(part for part in (layout, turned) if part)
+    fig.update_layout(height=420, title=f"RoPE in layer {rope.layer}, head {rope.head} ({details})", **_LAYOUT)
     return fig
