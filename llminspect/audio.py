@@ -19,6 +19,7 @@ from .errors import EmptyInputError, InputError
 
 SAMPLE_RATE = 16_000
 AUDIO_SUFFIXES = (".wav", ".wave")
+SOUND_FILE_SUFFIXES = AUDIO_SUFFIXES + (".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".webm")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,26 @@ def read_audio(audio, sample_rate: int = SAMPLE_RATE) -> Audio:
     if len(clip.waveform) == 0:
         raise EmptyInputError("The audio is empty: give at least a fraction of a second of sound.")
     return clip
+
+
+def check_audio_path(value) -> None:
+    """A path naming a sound file must exist, and be a WAV file: say so before anything else.
+
+    Example:
+        >>> check_audio_path("no/such/clip.wav")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        llminspect.errors.InputError: There is no audio file at no/such/clip.wav. Check the path ...
+    """
+    if not isinstance(value, (str, Path)) or Path(value).suffix.lower() not in SOUND_FILE_SUFFIXES:
+        return
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise InputError(
+            f"There is no audio file at {value}. Check the path (relative paths start in the notebook's folder)."
+        )
+    if path.suffix.lower() not in AUDIO_SUFFIXES:
+        raise InputError(f"{value} is not a WAV file: convert it first, e.g. sox {path.name} -r 16000 -c 1 clip.wav")
 
 
 def looks_like_audio(value) -> bool:

@@ -26,8 +26,15 @@ def expand_gguf(gguf_path: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    except (ValueError, KeyError, OSError, RuntimeError) as error:  # not GGUF, damaged, or an unknown architecture
+        raise ModelFileError(
+            f"transformers cannot expand {gguf_path} ({str(error).splitlines()[0][:200]}). It reads GGUF files of the "
+            "architectures it knows (Llama, Mistral, Qwen2, Gemma, GPT-2, ...); otherwise use the model's "
+            "safetensors folder."
+        ) from error
     # A GGUF-loaded model refuses save_pretrained while it still carries its quantizer;
     # its weights are already dequantized, so dropping both is lossless.
     model.hf_quantizer = None

@@ -26,7 +26,7 @@ import torch
 
 from .errors import EmptyInputError, FamilyError, InputError
 from .registry import ASSETS
-from .tokens import Tokens, word_positions
+from .tokens import Tokens, encode, word_positions
 
 POOLINGS = ("mean", "cls", "last")
 
@@ -101,7 +101,7 @@ def word_pieces(inspector, word: str) -> list[int]:
     """Token ids of ``word`` as it appears inside a sentence (after a space), without special tokens."""
     if not isinstance(word, str) or not word.strip():
         raise EmptyInputError("The word is empty: give a word such as 'king'.")
-    encoded = inspector.tokenizer(" " + word.strip(), add_special_tokens=False).input_ids
+    encoded = encode(inspector.tokenizer, " " + word.strip(), "word", add_special_tokens=False)
     pieces = [i for i in encoded if inspector.tokenizer.decode([i]).strip()]  # drop a bare space token
     if not pieces:
         raise InputError(f"{word!r} gives no tokens in {inspector.name}'s vocabulary.")

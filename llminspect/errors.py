@@ -56,3 +56,7 @@ class OutOfMemoryError(LLMInspectError):
 
 class RemoteCodeError(LLMInspectError):
     """The model needs its own Python code, which runs only when the user trusts it."""
+
+
+class WrongDataError(InputError):
+    """A view (or analysis) was given the wrong kind of object, e.g. a Trace where a LogitLens belongs."""

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 
 from .errors import FamilyError, InputError
+from .tokens import encode
 
 METHODS = ("integrated_gradients", "gradient_x_input", "saliency", "feature_ablation", "shapley", "attention")
 BASELINES = ("pad", "unk", "zero")
@@ -162,7 +164,7 @@ class _CachedForward:
 
 
 def _target_ids(inspector, target: str) -> list[int]:
-    ids = inspector.tokenizer(target, add_special_tokens=False).input_ids
+    ids = encode(inspector.tokenizer, target, "target", add_special_tokens=False)
     if not ids:
         raise InputError(f"The target {target!r} gives no tokens.")
     return ids
@@ -172,6 +174,7 @@ def _decoder_problem(
     inspector, text: str, target: str | None, contrast: str | None, baseline: str, log: bool
 ) -> _Problem:
     model = inspector.model
+    inspector.require_lm_head("Importance for a next token")
     prompt = inspector.checked_tokens(text)
     if target is None:
         target_ids = [inspector.next_tokens(text, k=1).ids[0]]
@@ -184,7 +187,7 @@ def _decoder_problem(
             raise InputError("A contrast compares two single tokens: give a one-token target and contrast.")
         contrast_id = contrast_ids[0]
     ids = torch.tensor([prompt.ids + target_ids[:-1]], device=inspector.device)
-    sources = list(range(len(prompt)))
+    sources = [i for i, special in enumerate(prompt.special) if not special]  # a BOS token stays in place
     token_id, baseline_text = _baseline_ids(inspector, baseline)
     embed = model.get_input_embeddings()
 
@@ -204,17 +207,17 @@ def _decoder_problem(
     def attention(k: int) -> torch.Tensor:
         with torch.no_grad():
             out = model(input_ids=ids, output_attentions=True)
-        return out.attentions[-1][0, :, len(prompt) - 1 + k, : len(prompt)].mean(0)
+        return out.attentions[-1][0, :, len(prompt) - 1 + k, sources].mean(0)
 
     return _Problem(
         inputs=embed(ids).detach(),
         baseline=_baseline_embeddings(embed, ids, sources, token_id),
         functions=[make(k) for k in range(len(target_ids))],
         positions=sources,
-        sources=prompt.labels,
+        sources=[prompt.labels[i] for i in sources],
         targets=names,
         quantity=quantity,
-        baseline_text=baseline_text,
+        baseline_text=baseline_text + (" (special tokens kept)" if len(sources) < len(prompt) else ""),
         attention=attention,
     )
 
@@ -235,9 +238,15 @@ def _encoder_problem(inspector, text: str, target: str | None, baseline: str) ->
     sources = [i for i, special in enumerate(tokens.special) if not special]
     token_id, baseline_text = _baseline_ids(inspector, baseline)
 
+    backbone = model.base_model  # a masked-LM encoder's head is not part of its sentence vectors
+    segments = {}
+    if "token_type_ids" in inspect.signature(backbone.forward).parameters:
+        segments["token_type_ids"] = torch.zeros_like(ids)
+
     def similarity(e: torch.Tensor) -> torch.Tensor:
-        pooled = model(inputs_embeds=e, token_type_ids=torch.zeros_like(ids).expand(e.shape[0], -1)).last_hidden_state
-        return torch.nn.functional.cosine_similarity(pooled.mean(1), other[None], dim=-1)
+        batch = {name: value.expand(e.shape[0], -1) for name, value in segments.items()}
+        states = backbone(inputs_embeds=e, **batch).last_hidden_state
+        return torch.nn.functional.cosine_similarity(states.mean(1), other[None], dim=-1)
 
     return _Problem(
         inputs=embed(ids).detach(),

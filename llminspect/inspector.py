@@ -19,9 +19,9 @@ import math
 import torch
 
 from . import audio as audio_io
-from .errors import EmptyInputError, FamilyError, InputTooLongError, WrongModalityError
+from .errors import EmptyInputError, FamilyError, InputError, InputTooLongError, WrongModalityError
 from .loading import detect_family, quiet_transformers, use_eager_attention
-from .tokens import Tokens, from_ids, special_token_ids, tokenize
+from .tokens import Tokens, check_text, encode, from_ids, special_token_ids, tokenize
 from .trace import Trace, capture_encoder_decoder, capture_single_stack
 
 
@@ -82,6 +82,28 @@ class Inspector:
     def max_target_tokens(self) -> int | None:
         """The most tokens the decoder of an encoder-decoder may read."""
         return getattr(self.config, "max_target_positions", None) or self.max_tokens
+
+    @property
+    def has_lm_head(self) -> bool:
+        """Whether the model turns hidden states into token scores (a language-model or masked-LM head)."""
+        return self.model.get_output_embeddings() is not None
+
+    def require_lm_head(self, what: str) -> None:
+        """Refuse ``what`` (something that reads token scores) on a model without a head, saying why."""
+        if self.has_lm_head:
+            return
+        if self.family == "decoder":
+            saved = ", ".join(getattr(self.config, "architectures", None) or []) or type(self.model).__name__
+            raise FamilyError(
+                f"{what} needs next-token scores, but {self.name} was saved without its language-model head "
+                f"({saved}): it gives hidden states only. Load the checkpoint that includes the head "
+                "(a ...ForCausalLM), or use trace/walk/embeddings, which need no head."
+            )
+        raise FamilyError(
+            f"{what} needs a model that scores tokens, and {self.name} is an {self.family} without a language-model "
+            "head. Use a decoder (li.load('decoder')), an encoder-decoder, or an encoder saved with its masked-LM "
+            "head (e.g. BertForMaskedLM)."
+        )
 
     def describe(self) -> dict:
         """A short model card: family, sizes, where it runs.
@@ -159,6 +181,7 @@ class Inspector:
 
     def _audio_input(self, source) -> tuple[audio_io.Audio, dict, dict]:
         """The clip, the encoder's input features, and where the real audio ends among its positions."""
+        audio_io.check_audio_path(source)
         if isinstance(source, str) and not audio_io.looks_like_audio(source):
             raise WrongModalityError(
                 f"{self.name} is a speech model: it reads audio, not text. Pass a 16 kHz array or a WAV path, "
@@ -199,9 +222,10 @@ class Inspector:
                 tokens = from_ids(self.tokenizer, prefix + body + [self.tokenizer.eos_token_id])
         elif self.modality == "audio":
             text = target if target[:1].isspace() else " " + target  # Whisper writes a leading space
-            tokens = from_ids(self.tokenizer, self.tokenizer(text).input_ids)  # prefix + text + end
+            tokens = from_ids(self.tokenizer, encode(self.tokenizer, text, "target"))  # prefix + text + end
         else:
             start = self.config.decoder_start_token_id
+            check_text(target, "target")
             tokens = from_ids(self.tokenizer, [start] + self.tokenizer(text_target=target).input_ids)
         limit = self.max_target_tokens
         if limit is not None and len(tokens) > limit:
@@ -253,14 +277,8 @@ class Inspector:
         from .walk import Walk, batchless, walk_with_hooks
 
         if how not in ("hooks", "by hand"):
-            raise ValueError(f"how={how!r}: use 'hooks' or 'by hand'.")
-        if self.family != "encoder-decoder":
-            tokens, source_data = self._single_stack_tokens(source, target), None
-            inputs = {"input_ids": torch.tensor([tokens.ids], device=self.device)}
-        else:
-            source_data, encoder_inputs, tokens, _ = self.encoder_decoder_inputs(source, target, max_new_tokens)
-            inputs = {name: value.to(self.device) for name, value in encoder_inputs.items()}
-            inputs["decoder_input_ids"] = torch.tensor([tokens.ids], device=self.device)
+            raise InputError(f"how={how!r}: use 'hooks' or 'by hand'.")
+        tokens, source_data, inputs = self.model_inputs(source, target, max_new_tokens)
         if how == "by hand":
             steps, logits = walk_by_hand(self.model, inputs)
         else:
@@ -269,11 +287,26 @@ class Inspector:
             def run():
                 with torch.no_grad():
                     outputs["out"] = self.model(**inputs, use_cache=False)
+                return outputs["out"]
 
             with self.running(progress) as self.layer_timing:
                 steps = walk_with_hooks(self.model, run)
             logits = batchless(getattr(outputs["out"], "logits", None))
         return Walk(self.family, how, tokens, steps, logits, source_data)
+
+    def model_inputs(self, source, target: str | None = None, max_new_tokens: int = 64) -> tuple:
+        """Checked inputs for one forward pass: (tokens the (decoder) stack reads, source or None, inputs on device).
+
+        ``source`` is the text (or an encoder-decoder's source text or audio); ``target`` the decoder's
+        text of an encoder-decoder (the model's own greedy output when None).
+        """
+        if self.family != "encoder-decoder":
+            tokens = self._single_stack_tokens(source, target)
+            return tokens, None, {"input_ids": torch.tensor([tokens.ids], device=self.device)}
+        source_data, encoder_inputs, tokens, _ = self.encoder_decoder_inputs(source, target, max_new_tokens)
+        inputs = {name: value.to(self.device) for name, value in encoder_inputs.items()}
+        inputs["decoder_input_ids"] = torch.tensor([tokens.ids], device=self.device)
+        return tokens, source_data, inputs
 
     def _single_stack_tokens(self, source, target: str | None) -> Tokens:
         """The checked tokens of an encoder's or decoder's input; ``target`` belongs to encoder-decoders only."""

@@ -24,17 +24,22 @@ from urllib.parse import urlparse
 
 from .errors import DeviceError, LLMInspectError, ModelFileError, RemoteCodeError, UnknownModelError
 from .preflight import check_files, check_memory
-from .registry import EMBEDDED, model_directory
+from .registry import EMBEDDED, gguf_directory, model_directory
 from .streaming import open_streamed
 
 
 def detect_family(config) -> str:
     """ "encoder", "decoder" or "encoder-decoder", from a transformers config.
 
+    An architecture that only exists as a decoder (Llama, GPT-2, ...) is a decoder even when it was
+    saved without its language-model head (``architectures: ["LlamaModel"]``).
+
     Example:
-        >>> from transformers import BertConfig, GPT2Config, T5Config
+        >>> from transformers import BertConfig, GPT2Config, LlamaConfig, T5Config
         >>> [detect_family(c()) for c in (BertConfig, GPT2Config, T5Config)]
         ['encoder', 'decoder', 'encoder-decoder']
+        >>> detect_family(LlamaConfig(architectures=["LlamaModel"]))
+        'decoder'
     """
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
@@ -46,10 +51,18 @@ def detect_family(config) -> str:
     architectures = getattr(config, "architectures", None) or []
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) or getattr(config, "is_decoder", False):
         return "decoder"
-    if architectures:
-        return "encoder"
     causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    return "decoder" if causal and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES else "encoder"
+    if causal and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "decoder"  # a decoder-only architecture, whatever class it was saved from
+    return "encoder"
+
+
+def _saved_without_head(config) -> bool:
+    """True for a decoder saved as its bare stack (e.g. ``LlamaModel``) whose head is not its embeddings."""
+    architectures = getattr(config, "architectures", None) or []
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    bare = bool(architectures) and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+    return bare and not getattr(text, "tie_word_embeddings", False)
 
 
 def use_eager_attention(model) -> None:
@@ -120,12 +133,19 @@ def resolve_spec(spec: str | os.PathLike) -> tuple[str, dict]:
     if text in EMBEDDED:
         return str(model_directory(text)), {}
     path = Path(text).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return str(gguf_directory(path)), {}
     if path.is_dir():
         if not (path / "config.json").exists():
             raise UnknownModelError(f"The folder {path} has no config.json, so it is not a transformers model folder.")
         return str(path), {}
+    if path.is_file():
+        raise UnknownModelError(
+            f"{path} is a file; llminspect loads a model folder (config.json + weights + tokenizer), a .gguf file, "
+            "an embedded name or a hub id. Give the folder that holds this file."
+        )
     if text.startswith((".", "/", "~")) or text.count("/") > 1:  # hub ids are "name" or "owner/name"
-        raise UnknownModelError(f"There is no model folder at {path}.")
+        raise UnknownModelError(f"There is no model folder or file at {path}.")
     # A hub id: use the network when it answers, else whatever the hub cache already holds.
     return text, {"local_files_only": not hub_reachable()}
 
@@ -164,9 +184,32 @@ def _model_class(config, family: str):
         speech = config.model_type in MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
         return transformers.AutoModelForSpeechSeq2Seq if speech else transformers.AutoModelForSeq2SeqLM
     if family == "decoder":
-        return transformers.AutoModelForCausalLM
+        # A bare stack has no head weights: loading it as a causal LM would invent a random head.
+        return transformers.AutoModel if _saved_without_head(config) else transformers.AutoModelForCausalLM
     masked = any(a.endswith("ForMaskedLM") for a in (config.architectures or []))
     return transformers.AutoModelForMaskedLM if masked else transformers.AutoModel
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model", "source.spm")  # fmt: skip
+
+
+def load_tokenizer(source: str, options: dict):
+    """The model's tokenizer, or a clear error when the folder has none (transformers would blame sentencepiece)."""
+    import transformers
+
+    if Path(source).is_dir() and not any((Path(source) / name).exists() for name in TOKENIZER_FILES):
+        raise ModelFileError(
+            f"{source} holds a model but no tokenizer files (none of {', '.join(TOKENIZER_FILES)}). Save the "
+            "tokenizer the model was trained with into the same folder, e.g. "
+            "AutoTokenizer.from_pretrained(original).save_pretrained(folder)."
+        )
+    try:
+        return transformers.AutoTokenizer.from_pretrained(source, **options)
+    except (OSError, ValueError, TypeError) as error:
+        raise ModelFileError(
+            f"transformers could not read the tokenizer of {source}: {str(error).splitlines()[0][:300]}"
+        ) from error
 
 
 OFFLOAD = ("cpu", "disk")
@@ -327,7 +370,7 @@ def load(
                 **placement,
                 **options,
             )
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **options)
+        tokenizer = load_tokenizer(source, options)
         feature_extractor = None
         if model.main_input_name == "input_features":
             feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(source, **options)

@@ -31,9 +31,14 @@ HEADROOM = 1.2  # loading briefly needs a little more than the weights (tokenize
 
 
 def check_files(folder: str | Path, allow_pickle: bool) -> None:
-    """Refuse a folder whose weights are only pickle files, unless ``allow_pickle``."""
+    """Refuse a folder whose weights are only pickle files (unless ``allow_pickle``), or damaged safetensors."""
+    from .streaming import tensor_index
+
     folder = Path(folder)
-    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+    if not folder.is_dir():
+        return
+    if any(folder.glob("*.safetensors")):
+        tensor_index(folder)  # reads the headers only: a damaged or cut file is refused here, clearly
         return
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if not pickles:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -133,14 +134,30 @@ def model_directory(name: str) -> Path:
         return source
     version = importlib.metadata.version(model.package) if model.package else "repo"
     target = cache_root() / f"{model.name}-{model.package}-{version}-c{CONVERSION_VERSION}"
+    return _converted_once(source, target, model.kind)
+
+
+def gguf_directory(path: str | Path) -> Path:
+    """A transformers folder for any GGUF file (a llama.cpp checkpoint), expanded once into the cache.
+
+    The cache key is the file's path, size and modification time, so an edited file is expanded again.
+    """
+    path = Path(path).expanduser().resolve()
+    stat = path.stat()
+    key = hashlib.sha1(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return _converted_once(path, cache_root() / f"gguf-{path.stem}-{key}-c{CONVERSION_VERSION}", "gguf")
+
+
+def _converted_once(source: Path, target: Path, kind: str) -> Path:
+    """Convert ``source`` into ``target`` unless that was done before; return ``target``."""
     if (target / "config.json").exists():
         return target
     from . import conversion  # imports torch/transformers: only when a conversion is due
 
-    convert = {"gguf": conversion.expand_gguf, "ct2-whisper": conversion.convert_whisper}[model.kind]
+    convert = {"gguf": conversion.expand_gguf, "ct2-whisper": conversion.convert_whisper}[kind]
     target.parent.mkdir(parents=True, exist_ok=True)
     # Build in a private folder, then rename: two notebooks converting at once never see half a model.
-    staging = Path(tempfile.mkdtemp(prefix=f".{model.name}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         convert(source, staging)
         staging.rename(target)

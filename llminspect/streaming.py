@@ -22,19 +22,27 @@ from pathlib import Path
 
 import torch
 
+from .errors import ModelFileError
+
 
 def tensor_index(folder: str | Path) -> dict[str, dict]:
     """Every tensor in the folder's safetensors files: file, name, dtype and shape (accelerate's index format)."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     index = {}
     for path in sorted(Path(folder).glob("*.safetensors")):
-        with safe_open(path, "pt") as handle:
-            for name in handle.keys():
-                piece = handle.get_slice(name)
-                dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}.get(piece.get_dtype())
-                index[name] = {"safetensors_file": str(path), "weight_name": name, "dtype": dtype,
-                               "shape": list(piece.get_shape())}  # fmt: skip
+        try:
+            with safe_open(path, "pt") as handle:
+                for name in handle.keys():
+                    piece = handle.get_slice(name)
+                    dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}.get(piece.get_dtype())
+                    index[name] = {"safetensors_file": str(path), "weight_name": name, "dtype": dtype,
+                                   "shape": list(piece.get_shape())}  # fmt: skip
+        except (SafetensorError, OSError) as error:
+            raise ModelFileError(
+                f"{path} is damaged or incomplete ({error}). Copy or download it again; its size should match "
+                "the original's."
+            ) from error
     return index
 
 

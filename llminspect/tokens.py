@@ -82,10 +82,48 @@ class Tokens:
         ]
 
 
+def check_text(text, role: str = "text") -> str:
+    r"""``text`` if it is a str every tokenizer can read, else an ``InputError`` saying what is wrong.
+
+    Lone surrogate code points (half of a UTF-16 pair, e.g. from a file decoded the wrong way)
+    are not characters: no tokenizer can encode them.
+
+    Example:
+        >>> check_text("caf\u00e9")
+        'café'
+        >>> check_text("bad \ud800 half")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        llminspect.errors.InputError: The text has a lone surrogate U+D800 at character 4: half of a UTF-16 pair, ...
+    """
+    if not isinstance(text, str):
+        raise InputError(f"Expected the {role} as a str, got {type(text).__name__}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(
+            f"The {role} has a lone surrogate U+{ord(text[error.start]):04X} at character {error.start}: half of a "
+            "UTF-16 pair, not a character. Remove it, or repair the text with "
+            "text.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')."
+        ) from None
+    return text
+
+
+def encode(tokenizer, text: str, role: str = "text", **options) -> list[int]:
+    """Token ids of user ``text`` (checked first), with the tokenizer's ``options`` (e.g. add_special_tokens).
+
+    Example:
+        >>> from transformers import AutoTokenizer
+        >>> from llminspect.registry import ASSETS
+        >>> encode(AutoTokenizer.from_pretrained(ASSETS / "toy_seq2seq"), "happy bird", add_special_tokens=False)
+        [27, 6]
+    """
+    return list(tokenizer(check_text(text, role), **options).input_ids)
+
+
 def tokenize(tokenizer, text: str, add_special_tokens: bool = True) -> Tokens:
     """Tokenize ``text`` with a fast (Rust) transformers tokenizer and keep everything a view needs."""
-    if not isinstance(text, str):
-        raise InputError(f"Expected text (a str), got {type(text).__name__}.")
+    check_text(text)
     if text == "":
         raise EmptyInputError("The text is empty: give at least one character to tokenize.")
     encoded = tokenizer(
@@ -216,7 +254,7 @@ def split_words(text: str, rule: str = "whitespace") -> Tokens:
 
     if rule not in SPLIT_RULES:
         raise InputError(f"Unknown split rule {rule!r}; choose one of {', '.join(SPLIT_RULES)}.")
-    if text == "":
+    if check_text(text) == "":
         raise EmptyInputError("The text is empty: give at least one character to split.")
     pieces = getattr(pre_tokenizers, SPLIT_RULES[rule])().pre_tokenize_str(text)
     return Tokens(
