@@ -111,5 +111,5 @@ def test_split_and_tokenize_errors(decoder):
         split_words("a b", "by magic")
     with pytest.raises(EmptyInputError):
         split_words("")
-    with pytest.raises(InputError, match="Expected text"):
+    with pytest.raises(InputError, match="Expected the text as a str"):
         decoder.tokenize(42)

@@ -23,6 +23,7 @@ from plotly.subplots import make_subplots
 from ..attention import STATISTICS, causal_mask, head_statistics, kv_groups, padding_mask, sliding_window_mask
 from ..errors import InputError
 from .bertviz_offline import bertviz_html
+from .checks import takes
 from .html import HTMLView, escape, plotly_text, show_figure, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 60, "b": 60}}
@@ -295,6 +296,7 @@ def mask_explorer(n: int = 16, window: int = 4):
     return widgets.VBox([slider, out])
 
 
+@takes("trace:Trace", "m.trace(audio)")
 def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, alignment=None) -> go.Figure:
     """Cross-attention of each written token over time, with the waveform beneath (Whisper).
 
@@ -354,6 +356,7 @@ def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, ali
     return fig
 
 
+@takes("trace:Trace", "m.trace(text)")
 def attention(trace, style: str = "explorer", **options):
     """Show a trace's attention. ``style``: "explorer" (default, scales to long inputs),
     "bertviz" / "bertviz-head" (bertviz's head view, offline) or "bertviz-model" (its model view)."""

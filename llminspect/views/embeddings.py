@@ -18,12 +18,14 @@ import itertools
 import numpy as np
 import plotly.graph_objects as go
 
+from .checks import takes
 from .html import HTMLView, escape, plotly_text, tick_labels
 from .tokens import STYLE
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
 
 
+@takes("embeddings:WordVectors", "embeddings.word_in_contexts(m, word, sentences)")
 def layer_similarity(word_vectors) -> go.Figure:
     """Cosine between a word's vectors in each pair of contexts, layer by layer (a WordVectors).
 
@@ -89,6 +91,7 @@ def similarity(
     return fig
 
 
+@takes("embeddings:Projection", "embeddings.project(vectors, labels)")
 def projection(projected) -> go.Figure:
     """A 2-D or 3-D scatter of PCA coordinates (a Projection), labelled and coloured by group."""
     coords = projected.coordinates
@@ -118,6 +121,7 @@ def projection(projected) -> go.Figure:
     return fig
 
 
+@takes("embeddings:Neighbours", "embeddings.nearest_tokens(m, word)")
 def neighbours(result) -> HTMLView:
     """A ranked table of nearest tokens with cosine bars (a Neighbours), saying which tokens were pooled."""
     rows = "".join(
@@ -134,6 +138,7 @@ def neighbours(result) -> HTMLView:
     )
 
 
+@takes("embeddings:Ranking", "embeddings.paraphrase_ranking(m, ...)", "list")
 def rankings(results) -> go.Figure:
     """Bars comparing poolings by how often the paraphrase ranks first, and by mean reciprocal rank."""
     names = [r.pooling for r in results]

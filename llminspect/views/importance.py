@@ -21,6 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .checks import takes
 from .html import HTMLView, escape, plotly_text, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 70, "b": 60}}
@@ -149,6 +150,7 @@ def audio(attribution) -> go.Figure:
     return fig
 
 
+@takes("importance:Attribution", "m.importance(text, target)")
 def importance(attribution):
     """The natural view of an Attribution: coloured text for one target, a matrix for several,
     windows over the waveform for audio."""
@@ -159,6 +161,7 @@ def importance(attribution):
     return matrix(attribution)
 
 
+@takes("importance:Attribution", "[m.importance(text, target, method=...), ...]", "list")
 def compare_methods(attributions: list, row: int = 0) -> go.Figure:
     """One bar chart per method for the same target, stacked, so disagreements show."""
     fig = make_subplots(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from ..sampling import Knobs, NextTokenLab
+from .checks import takes
 from .html import HTMLView, escape, plotly_text, show_figure
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 90}}
@@ -77,6 +78,7 @@ def running_text(lab: NextTokenLab) -> str:
     return f"<div style='font:15px serif;margin:6px 0'>{body}</div><div style='font:11px sans-serif'>{legend}</div>"
 
 
+@takes("inspector:Inspector", "li.load(...)")
 def knobs_lab(inspector, prompt: str = "The best thing about AI is its ability to", source=None, **start):
     """The sampling lab: sliders for every knob, a seed, and buttons to sample, take the greedy
     token or pick any token, with the distributions redrawn on cached logits."""
@@ -163,6 +165,7 @@ def knobs_lab(inspector, prompt: str = "The best thing about AI is its ability t
     return widget
 
 
+@takes("sampling:Branch", "sampling.branches(m, prompt)", "list")
 def tree(branches) -> go.Figure:
     """The continuation tree as a sunburst: each ring is one more token, sized by path probability."""
     ids, labels, parents, values = [], [], [], []
@@ -193,6 +196,7 @@ def tree(branches) -> go.Figure:
     return fig
 
 
+@takes("sampling:Surprisal", "sampling.surprisal(m, text)")
 def surprisal(result) -> HTMLView:
     """Tokens coloured by surprisal (darker = more surprising), with the perplexity."""
     top = max(result.bits, default=1.0) or 1.0

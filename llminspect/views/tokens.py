@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..tokens import SPACE_SIGN, Tokens
+from .checks import takes
 from .html import HTMLView, escape
 
 # Alternating pastel backgrounds: neighbours always differ, so token boundaries show.
@@ -63,6 +64,7 @@ def chips_html(tokens: Tokens, show_ids: bool = True) -> str:
     return f"<div class='li-chips'>{chips}</div>"
 
 
+@takes("tokens:Tokens", "m.tokenize(text)")
 def tokens(tokens: Tokens, show_ids: bool = True) -> HTMLView:
     """Each token as a coloured chip: its text (spaces shown as ␣, partial UTF-8 as hex bytes), its id
     below, and on hover the vocabulary entry, the characters it covers and its bytes."""
@@ -72,6 +74,7 @@ def tokens(tokens: Tokens, show_ids: bool = True) -> HTMLView:
     return HTMLView(STYLE + count + chips_html(tokens, show_ids), "tokens")
 
 
+@takes("tokens:Tokens", "{'name': m.tokenize(text), ...}", "mapping")
 def compare(tokenizations: Mapping[str, Tokens], show_ids: bool = False) -> HTMLView:
     """The same text through several tokenizers, one row each, with token counts."""
     rows = "".join(
@@ -82,6 +85,7 @@ def compare(tokenizations: Mapping[str, Tokens], show_ids: bool = False) -> HTML
     return HTMLView(f"{STYLE}<table>{rows}</table>", "tokenizers compared")
 
 
+@takes("tokens:Tokens", "m.tokenize(text)")
 def token_table(tokens: Tokens) -> HTMLView:
     """A table with one row per token: position, id, vocabulary entry, characters covered, special or not."""
     rows = []
@@ -113,6 +117,7 @@ def next_tokens_html(title: str, candidates) -> str:
     )
 
 
+@takes("sampling:HealedPrompt", "m.heal(prompt)")
 def healing(healed) -> HTMLView:
     """Next tokens as the prompt was written, beside those after token healing (a HealedPrompt)."""
     before = next_tokens_html(f"after {healed.prompt!r}", healed.before)
