@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
@@ -46,6 +47,10 @@ LESSON_GOAL_S, ALL_LESSONS_GOAL_S = 60, 300
 
 
 def pytest_terminal_summary(terminalreporter):
+    zoo = sys.modules.get("test_zoo") or sys.modules.get("tests.test_zoo")
+    if zoo is not None and zoo.MATRIX:
+        terminalreporter.section("model zoo: every capability per architecture (= equal to transformers, · refuses)")
+        zoo.print_matrix(terminalreporter.write_line)
     if not LESSON_SECONDS:
         return
     write = terminalreporter.write_line
@@ -61,3 +66,4 @@ def pytest_terminal_summary(terminalreporter):
                 f"{'all lessons':<22} {kind} {total:5.1f} s"
                 + (" (over the goal)" if total > ALL_LESSONS_GOAL_S else "")
             )
+

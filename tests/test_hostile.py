@@ -15,7 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import llminspect as li
-from llminspect.errors import EmptyInputError, InputTooLongError, WrongModalityError
+from llminspect.errors import EmptyInputError, InputError, InputTooLongError, WrongModalityError
+from llminspect.sampling import Knobs, NextTokenLab
 
 ATTACKS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "\"'><svg onload=alert(1)>", "&lt;b&gt;"]
 PIECES = st.sampled_from(
@@ -95,3 +96,68 @@ def test_one_hundred_thousand_characters_are_refused_before_the_forward_pass(dec
     monkeypatch.setattr(decoder.model, "forward", lambda *a, **k: pytest.fail("the model ran"))
     with pytest.raises(InputTooLongError, match="reads at most 8192"):
         decoder.trace("word " * 20_000)
+
+
+# Text that is not Unicode: lone surrogates (half of a UTF-16 pair) reach no tokenizer.
+BROKEN = st.builds(
+    lambda before, surrogate, after: before + surrogate + after,
+    st.text(max_size=10),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    st.text(max_size=10),
+)
+
+
+@QUICK
+@given(text=BROKEN)
+@example(text="\ud83d\ude00")  # a surrogate *pair* written as two escapes: still not text
+def test_lone_surrogates_get_a_clear_error_everywhere(decoder, toy, encoder, text):
+    from llminspect.lens import logit_lens
+
+    calls = [
+        lambda: decoder.tokenize(text),
+        lambda: decoder.trace(text),
+        lambda: decoder.importance("The capital of France is", text),
+        lambda: logit_lens(decoder, "The capital of France is", answer=text),
+        lambda: toy.trace("happy bird", text),
+        lambda: NextTokenLab(toy, text, source="happy bird"),
+        lambda: encoder.walk(text),
+    ]
+    for call in calls:
+        with pytest.raises(InputError, match="lone surrogate U\\+D[89A-F][0-9A-F]{2} at character"):
+            call()
+
+
+KNOB_RANGES = {  # the documented ranges, written out again here
+    "temperature": lambda t: t == 0 or 1e-3 <= t <= 100,
+    "top_k": lambda k: k >= 0 and float(k).is_integer(),
+    "top_p": lambda p: 0 < p <= 1,
+    "min_p": lambda p: 0 <= p <= 1,
+    "repetition_penalty": lambda r: 0.01 <= r <= 100,
+}
+
+
+def in_range(name: str, value: float) -> bool:
+    return value == value and abs(value) != float("inf") and KNOB_RANGES[name](value)
+
+
+@QUICK
+@given(name=st.sampled_from(sorted(KNOB_RANGES)), value=st.floats(allow_nan=True, allow_infinity=True))
+@example(name="temperature", value=-1.0)
+@example(name="temperature", value=float("nan"))
+@example(name="top_k", value=-5)
+@example(name="repetition_penalty", value=0.0)
+@example(name="top_p", value=0.0)
+@example(name="temperature", value=1e-3)
+@example(name="temperature", value=100.0)
+@example(name="top_k", value=1e12)
+@example(name="repetition_penalty", value=0.01)
+@example(name="min_p", value=1.0)
+def test_knobs_outside_their_range_are_refused_by_name(decoder, name, value):
+    value = int(value) if name == "top_k" and in_range(name, value) else value
+    if in_range(name, value):
+        lab = NextTokenLab(decoder, "The capital of France is")
+        final = lab.stages(Knobs(**{name: value}))[-1].probabilities
+        assert torch.isfinite(final).all() and abs(float(final.sum()) - 1) < 1e-6
+    else:
+        with pytest.raises(InputError, match=f"^{name}=.* is out of range: {name} must be"):
+            Knobs(**{name: value})
