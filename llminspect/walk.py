@@ -235,7 +235,7 @@ def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
         parent = next((p for p in parents if path.startswith(p + ".")), None)
         stack = parents.get(parent) if parent else None
         blocks = next((b for b, _ in stacks if path.startswith(b + ".")), None)
-        layer = int(path[len(blocks) + 1 :].split(".")[0]) if blocks else None
+        layer = entered[blocks] - 1 if blocks else None  # counted as run: ALBERT runs one shared block 12 times
         # Outside the blocks the parent's name helps: "pooler.dense" is the pooler, not an MLP.
         own_name = ".".join(path.split(".")[-1 if layer is not None else -2 :])
         if id(module) in block_ids:
@@ -258,7 +258,20 @@ def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
         handles.append(module.register_forward_pre_hook(lambda m, a, parent=parent: active.append(parent) and None))
         handles.append(module.register_forward_hook(leave))
 
+    entered = dict.fromkeys((path for path, _ in stacks), 0)  # blocks run so far, per stack
+
+    def enter(path: str):
+        def count(module, args) -> None:
+            entered[path] += 1
+
+        return count
+
+    for path, blocks in stacks:
+        handles.extend(block.register_forward_pre_hook(enter(path)) for block in dict.fromkeys(blocks))
+
     def stream_start(module, args, kwargs) -> None:  # the stream as it enters the first block
+        if any(entered[path] > 1 for path, blocks in stacks if any(b is module for b in blocks)):
+            return  # a shared block running again: the stream is already inside the stack
         value = batchless(args[0] if args else kwargs.get("hidden_states"))
         stack = next((parents[p] for p in parents if aliases[id(module)][0].startswith(p + ".")), None)
         name = f"{stack} input to the blocks" if stack else "input to the blocks"

@@ -103,6 +103,9 @@ def check_walk(m, out, how: str):
     walk = m.walk(TEXT, TARGET, how=how) if m.family == "encoder-decoder" else m.walk(TEXT, how=how)
     hidden = out.decoder_hidden_states if m.family == "encoder-decoder" else out.hidden_states
     close(walk.final_hidden_state, hidden[-1][0])
+    if how == "hooks":  # one output per layer the model ran, numbered as run (ALBERT runs one shared block)
+        stack = "decoder" if m.family == "encoder-decoder" else None
+        assert [s.layer for s in walk.find(kind="block", stack=stack)] == list(range(len(hidden) - 1))
     # a walk ends on what the model hands back: its logits, its pooled vector, or its last hidden state
     final = next(getattr(out, n) for n in ("logits", "pooler_output", "last_hidden_state") if getattr(out, n, None)
                  is not None)  # fmt: skip
