@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 import llminspect as li  # noqa: E402
-from llminspect.trace import Trace  # noqa: E402
+from llminspect.analysis.trace import Trace  # noqa: E402
 from llminspect.views.bertviz_offline import bertviz_html  # noqa: E402
 
 BERTVIZ_MAX = 512

@@ -50,8 +50,8 @@ def build(folder: Path, layers: int) -> None:
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from llminspect.loading import quiet_transformers
-    from llminspect.registry import model_directory
+    from llminspect.models.loading import quiet_transformers
+    from llminspect.models.registry import model_directory
 
     if list(folder.glob("*.safetensors")):
         return
@@ -107,8 +107,8 @@ def child(mode: str, folder: Path, out: Path) -> None:
         from transformers import AutoTokenizer, LlamaForCausalLM
 
         import llminspect as li
-        from llminspect.loading import empty_model, offload_map, quiet_transformers
-        from llminspect.progress import layer_progress
+        from llminspect.analysis.progress import layer_progress
+        from llminspect.models.loading import empty_model, offload_map, quiet_transformers
 
         if mode != "import":
             device, _, offload = mode.partition(":") if ":" in mode else ("cpu", "", mode)
@@ -157,7 +157,7 @@ def run_child(mode: str, folder: Path, scratch: Path, repeats: int) -> dict:
 
 def sizes(folder: Path) -> dict:
     """Bytes (fp32) of the whole model, of one block, and of what stays loaded (embeddings, final norm, head)."""
-    from llminspect.streaming import tensor_index
+    from llminspect.models.streaming import tensor_index
 
     count = {name: 4 * math.prod(info["shape"]) for name, info in tensor_index(folder).items()}
     return {

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 import llminspect as li  # noqa: E402
-from llminspect.sampling import Knobs  # noqa: E402
+from llminspect.analysis.sampling import Knobs  # noqa: E402
 
 PROMPT = "The best thing about AI is its ability to"
 

@@ -17,8 +17,8 @@ import torch  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 import llminspect as li  # noqa: E402
-from llminspect.audio import read_wav  # noqa: E402
-from llminspect.registry import sample_audio  # noqa: E402
+from llminspect.analysis.audio import read_wav  # noqa: E402
+from llminspect.models.registry import sample_audio  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog. " * 4
 CASES = {

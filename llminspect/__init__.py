@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import LLMInspectError
+from llminspect.errors import LLMInspectError
 
 __all__ = ["load", "Inspector", "views", "LLMInspectError"]
 __version__ = "0.1.0"
 
-_LAZY = {"load": ("loading", "load"), "Inspector": ("inspector", "Inspector"), "views": ("views", None)}
+_LAZY = {"load": ("models.loading", "load"), "Inspector": ("inspector", "Inspector"), "views": ("views", None)}
 
 
 def __getattr__(name: str):

@@ -18,11 +18,11 @@ import math
 
 import torch
 
-from . import audio as audio_io
-from .errors import EmptyInputError, FamilyError, InputError, InputTooLongError, WrongModalityError
-from .loading import detect_family, quiet_transformers, use_eager_attention
-from .tokens import Tokens, check_text, encode, from_ids, special_token_ids, tokenize
-from .trace import Trace, capture_encoder_decoder, capture_single_stack
+from llminspect.analysis import audio as audio_io
+from llminspect.analysis.tokens import Tokens, check_text, encode, from_ids, special_token_ids, tokenize
+from llminspect.analysis.trace import Trace, capture_encoder_decoder, capture_single_stack
+from llminspect.errors import EmptyInputError, FamilyError, InputError, InputTooLongError, WrongModalityError
+from llminspect.models.loading import detect_family, quiet_transformers, use_eager_attention
 
 
 class Inspector:
@@ -57,7 +57,7 @@ class Inspector:
 
     def running(self, progress: bool | None = None):
         """Context for a forward pass: per-layer timing, and a progress bar when ``progress`` (default: offloaded)."""
-        from .progress import layer_progress
+        from llminspect.analysis.progress import layer_progress
 
         show = self.offloaded if progress is None else progress
         return layer_progress(self.model, show=show, description=f"{self.name}: layers")
@@ -142,22 +142,22 @@ class Inspector:
 
     def next_tokens(self, prompt: str, k: int = 10):
         """The ``k`` likeliest next tokens after ``prompt`` (decoders), as a ``NextTokens``."""
-        from .sampling import next_tokens
+        from llminspect.analysis.sampling import next_tokens
 
         return next_tokens(self, prompt, k)
 
     def heal(self, prompt: str, k: int = 10):
         """Next tokens of ``prompt`` as written and after token healing, as a ``HealedPrompt``."""
-        from .sampling import heal
+        from llminspect.analysis.sampling import heal
 
         return heal(self, prompt, k)
 
     def importance(self, text, target: str | None = None, method: str = "integrated_gradients", **options):
         """Importance of each input token (or audio window) for a target, through captum: an ``Attribution``.
 
-        See ``llminspect.importance.attribute`` for targets per family, methods and options.
+        See ``llminspect.analysis.importance.attribute`` for targets per family, methods and options.
         """
-        from .importance import attribute
+        from llminspect.analysis.importance import attribute
 
         return attribute(self, text, target, method, **options)
 
@@ -185,7 +185,7 @@ class Inspector:
         if isinstance(source, str) and not audio_io.looks_like_audio(source):
             raise WrongModalityError(
                 f"{self.name} is a speech model: it reads audio, not text. Pass a 16 kHz array or a WAV path, "
-                "e.g. llminspect.registry.sample_audio('quick_brown_fox'); for text use li.load('toy-seq2seq')."
+                "e.g. llminspect.models.registry.sample_audio('quick_brown_fox'); for text use li.load('toy-seq2seq')."
             )
         clip = audio_io.read_audio(source)
         extractor = self.feature_extractor
@@ -273,8 +273,8 @@ class Inspector:
             >>> walk[0].name, walk[0].output_shape
             ('embed_tokens', (4, 576))
         """
-        from .by_hand import walk_by_hand
-        from .walk import Walk, batchless, walk_with_hooks
+        from llminspect.analysis.by_hand import walk_by_hand
+        from llminspect.analysis.walk import Walk, batchless, walk_with_hooks
 
         if how not in ("hooks", "by hand"):
             raise InputError(f"how={how!r}: use 'hooks' or 'by hand'.")

@@ -1,7 +1,7 @@
 """Train the toy text-to-text model shipped as ``assets/toy_seq2seq`` (a TOY, not a real translator).
 
 A 684k-parameter BART (2+2 layers, 4 heads, d_model 128) learns the invented language of
-``llminspect.toy_task`` on CPU in about a minute. Seeded and deterministic, so running it
+``llminspect.teaching.toy_task`` on CPU in about a minute. Seeded and deterministic, so running it
 again rewrites the same weights. Usage:
 
     python scripts/train_toy_seq2seq.py [--steps 2000] [--out assets/toy_seq2seq]
@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
 
-from llminspect import toy_task
+from llminspect.teaching import toy_task
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 README = """# toy-seq2seq (a toy model, trained in this repository)

@@ -76,7 +76,7 @@ def running_lab(notebooks: Path, scratch: Path):
         HF_HOME=str(home / "hf"),
         HF_HUB_OFFLINE="1",
     )
-    from llminspect.registry import cache_root
+    from llminspect.models.registry import cache_root
 
     env["LLMINSPECT_CACHE"] = os.environ.get("LLMINSPECT_CACHE", str(cache_root()))
     port, token = free_port(), os.urandom(12).hex()

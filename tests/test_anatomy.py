@@ -8,9 +8,17 @@ import pytest
 import torch
 
 import llminspect as li
-from llminspect.anatomy import ARCHITECTURES, anatomy, kv_cache_bytes, memory_plan, part_of, shipped, weight_bytes
+from llminspect.analysis.anatomy import (
+    ARCHITECTURES,
+    anatomy,
+    kv_cache_bytes,
+    memory_plan,
+    part_of,
+    shipped,
+    weight_bytes,
+)
+from llminspect.analysis.experts import route, tiny_mixtral
 from llminspect.errors import LLMInspectError, UnknownModelError
-from llminspect.experts import route, tiny_mixtral
 
 # published totals (model cards / papers), in billions
 PUBLISHED = {

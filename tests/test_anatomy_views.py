@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import llminspect as li
-from llminspect.anatomy import anatomy, kv_cache_bytes, memory_plan, rotary_angles, weight_bytes
-from llminspect.experts import route, tiny_mixtral
+from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, memory_plan, rotary_angles, weight_bytes
+from llminspect.analysis.experts import route, tiny_mixtral
 
 V = li.views.anatomy
 

@@ -14,9 +14,9 @@ import torch
 from zoo import ZOO, build
 
 import llminspect as li
-import llminspect.by_hand as by_hand
+import llminspect.analysis.by_hand as by_hand
 from llminspect import errors, views
-from llminspect.registry import model_directory
+from llminspect.models.registry import model_directory
 
 SPECIES = {species.name: species for species in ZOO}
 
@@ -78,7 +78,7 @@ def test_a_cut_safetensors_file_is_refused_before_loading(zoo_folder, tmp_path):
 
 
 def test_a_gguf_file_is_expanded_once_and_loads(tmp_path, monkeypatch):
-    import llminspect.conversion
+    import llminspect.models.conversion
 
     decoder_folder = model_directory("decoder")
     monkeypatch.setenv("LLMINSPECT_CACHE", str(tmp_path / "cache"))
@@ -88,7 +88,7 @@ def test_a_gguf_file_is_expanded_once_and_loads(tmp_path, monkeypatch):
         expanded.append(path)
         shutil.copytree(decoder_folder, out, dirs_exist_ok=True)
 
-    monkeypatch.setattr(llminspect.conversion, "expand_gguf", expand)
+    monkeypatch.setattr(llminspect.models.conversion, "expand_gguf", expand)
     file = tmp_path / "SmolLM2.Q4.gguf"
     file.write_bytes(b"GGUF" + b"\0" * 64)
     first, second = li.load(str(file)), li.load(str(file))
@@ -127,7 +127,7 @@ WRONG = [
 
 @pytest.mark.parametrize(("view", "wrong"), WRONG, ids=[name for name, _ in WRONG])
 def test_views_say_what_they_draw_when_given_something_else(view, wrong):
-    with pytest.raises(errors.WrongDataError, match=f"views.\\w+ draws .* \\(from .*\\), not a"):
+    with pytest.raises(errors.WrongDataError, match="views.\\w+ draws .* \\(from .*\\), not a"):
         getattr(views, view)(wrong)
 
 

@@ -12,9 +12,9 @@ import torch
 import transformers
 
 import llminspect as li
-from llminspect import attention as att
+from llminspect.analysis import attention as att
 from llminspect.errors import FamilyError, InputError
-from llminspect.registry import sample_audio
+from llminspect.models.registry import sample_audio
 from llminspect.views.attention import MEAN, AttentionExplorer
 from llminspect.views.bertviz_offline import loader_html
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llminspect import cli
+from llminspect.teaching import cli
 
 LESSONS = Path(__file__).resolve().parent.parent / "notebooks"
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from llminspect import embeddings as emb
 from llminspect import errors
-from llminspect.registry import EMBEDDED, source_path
+from llminspect.analysis import embeddings as emb
+from llminspect.models.registry import EMBEDDED, source_path
 
 CONTEXTS = ["He sat on the river bank.", "She opened a bank account.", "I deposited money at the bank."]
 

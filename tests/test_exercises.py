@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llminspect.errors import LLMInspectError
-from llminspect.exercises import LESSONS, exercises
+from llminspect.teaching.exercises import LESSONS, exercises
 
 
 def wrong_guess(value):

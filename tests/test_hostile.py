@@ -15,8 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import llminspect as li
+from llminspect.analysis.sampling import Knobs, NextTokenLab
 from llminspect.errors import EmptyInputError, InputError, InputTooLongError, WrongModalityError
-from llminspect.sampling import Knobs, NextTokenLab
 
 ATTACKS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "\"'><svg onload=alert(1)>", "&lt;b&gt;"]
 PIECES = st.sampled_from(
@@ -111,7 +111,7 @@ BROKEN = st.builds(
 @given(text=BROKEN)
 @example(text="\ud83d\ude00")  # a surrogate *pair* written as two escapes: still not text
 def test_lone_surrogates_get_a_clear_error_everywhere(decoder, toy, encoder, text):
-    from llminspect.lens import logit_lens
+    from llminspect.analysis.lens import logit_lens
 
     calls = [
         lambda: decoder.tokenize(text),

@@ -12,9 +12,9 @@ import transformers
 
 import llminspect as li
 from llminspect import errors
-from llminspect.audio import read_wav
-from llminspect.importance import _encoder_embeddings, cost
-from llminspect.registry import sample_audio
+from llminspect.analysis.audio import read_wav
+from llminspect.analysis.importance import _encoder_embeddings, cost
+from llminspect.models.registry import sample_audio
 
 PROMPT = "The capital of France is"
 
@@ -94,7 +94,7 @@ def test_contrast_and_continuations(decoder):
 
 
 def test_encoder_similarity_importance(encoder):
-    from llminspect.embeddings import cosine_matrix, sentence_vectors
+    from llminspect.analysis.embeddings import cosine_matrix, sentence_vectors
 
     a, b = "She plays the guitar every evening.", "Every night she practises her guitar."
     result = encoder.importance(a, b)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from llminspect import errors
-from llminspect.audio import read_audio, read_wav
-from llminspect.registry import sample_audio
+from llminspect.analysis.audio import read_audio, read_wav
+from llminspect.models.registry import sample_audio
 
 
 def test_empty_text_everywhere(encoder, toy):

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 import llminspect as li
-from llminspect.lens import logit_lens
-from llminspect.rotary import rotary
-from llminspect.tokens import Tokens
-from llminspect.walk import Step, Walk, module_tree, residual_stream
+from llminspect.analysis.lens import logit_lens
+from llminspect.analysis.rope import rotary
+from llminspect.analysis.tokens import Tokens
+from llminspect.analysis.walk import Step, Walk, module_tree, residual_stream
 
 HOSTILE = "<script>alert(1)</script>"
 

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
+from llminspect.analysis.lens import logit_lens
+from llminspect.analysis.rope import rotary
+from llminspect.analysis.walk import residual_stream
 from llminspect.errors import FamilyError, InputError
-from llminspect.lens import logit_lens
-from llminspect.rotary import rotary
-from llminspect.walk import residual_stream
 
 PROMPT = "The capital of France is"
 
@@ -42,13 +42,13 @@ def test_logit_lens_equals_rms_norm_and_tied_unembedding_by_hand(decoder):
 
 
 def test_a_long_text_is_read_in_several_passes_with_the_same_result(decoder, monkeypatch):
-    import llminspect.lens
+    import llminspect.analysis.lens
 
     whole = logit_lens(decoder, PROMPT, answer=" Paris")
-    monkeypatch.setattr(llminspect.lens, "LOGIT_BUDGET_BYTES", 4 * 5 * 49152 * 7)  # 7 layers a pass: 5 passes
+    monkeypatch.setattr(llminspect.analysis.lens, "LOGIT_BUDGET_BYTES", 4 * 5 * 49152 * 7)  # 7 layers a pass: 5 passes
     passes = []
-    original = llminspect.lens.every_layer_logits
-    monkeypatch.setattr(llminspect.lens, "every_layer_logits", lambda *a: passes.append(1) or original(*a))
+    original = llminspect.analysis.lens.every_layer_logits
+    monkeypatch.setattr(llminspect.analysis.lens, "every_layer_logits", lambda *a: passes.append(1) or original(*a))
     chunked = logit_lens(decoder, PROMPT, answer=" Paris")
     assert len(passes) == 5
     assert chunked.top_ids.tolist() == whole.top_ids.tolist() and chunked.layers == whole.layers

@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerFast
 
 import llminspect as li
 from llminspect import errors
-from llminspect.loading import detect_family, resolve_device, resolve_dtype
+from llminspect.models.loading import detect_family, resolve_device, resolve_dtype
 
 WORDS = ["<pad>", "</s>", "<unk>", "<s>"] + "the a cat dog sees likes le la chat chien voit aime".split()
 

@@ -22,7 +22,7 @@ def test_there_are_lessons():
 def test_notebook_runs_offline(path, tmp_path, monkeypatch):
     # The converted models live in the real user cache: find it *before* HOME moves, or every lesson
     # would convert the models again into a cache under the temporary HOME (~18 s each).
-    from llminspect.registry import cache_root
+    from llminspect.models.registry import cache_root
 
     monkeypatch.setenv("LLMINSPECT_CACHE", str(cache_root()))
     for variable in ("HOME", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR"):

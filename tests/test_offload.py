@@ -8,8 +8,8 @@ import transformers
 
 import llminspect as li
 from llminspect.errors import FamilyError, LLMInspectError, ModelFileError
-from llminspect.loading import empty_model, offload_map
-from llminspect.registry import model_directory
+from llminspect.models.loading import empty_model, offload_map
+from llminspect.models.registry import model_directory
 
 TEXT = "The quick brown fox jumps over the lazy dog"
 FLOAT32 = {"atol": 1e-5, "rtol": 1e-4}  # two separate forward passes: float32 rounding may differ between CPUs
@@ -98,8 +98,8 @@ def test_device_map_auto_on_a_cpu_machine_places_everything_on_the_cpu():
 
 
 def test_streamed_open_leaves_blocks_in_the_files_for_every_embedded_model():
-    from llminspect.loading import _model_class, detect_family, quiet_transformers
-    from llminspect.streaming import open_streamed
+    from llminspect.models.loading import _model_class, detect_family, quiet_transformers
+    from llminspect.models.streaming import open_streamed
 
     for name in ("encoder", "decoder", "encoder-decoder", "toy-seq2seq"):
         folder = model_directory(name)
@@ -115,11 +115,12 @@ def test_streamed_open_leaves_blocks_in_the_files_for_every_embedded_model():
 
 
 def test_checkpoints_with_other_tensor_names_fall_back_to_from_pretrained(tmp_path, decoder, monkeypatch):
-    import llminspect.loading
+    import llminspect.models.loading
 
     opened = []
-    original = llminspect.loading.open_streamed
-    monkeypatch.setattr(llminspect.loading, "open_streamed", lambda *a: opened.append(original(*a)) or opened[-1])
+    original = llminspect.models.loading.open_streamed
+    loading = llminspect.models.loading
+    monkeypatch.setattr(loading, "open_streamed", lambda *a: opened.append(original(*a)) or opened[-1])
     from safetensors.torch import load_file, save_file
 
     torch.manual_seed(0)

@@ -6,8 +6,8 @@ import importlib.util
 
 import pytest
 
-from llminspect import conversion, registry
 from llminspect.errors import ModelFileError
+from llminspect.models import conversion, registry
 
 
 def test_every_embedded_model_is_found(monkeypatch):

@@ -9,9 +9,9 @@ import torch
 import transformers
 
 import llminspect as li
-from llminspect import preflight
 from llminspect.errors import ModelFileError, OutOfMemoryError, RemoteCodeError
-from llminspect.registry import model_directory
+from llminspect.models import preflight
+from llminspect.models.registry import model_directory
 
 
 @pytest.fixture()

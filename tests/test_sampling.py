@@ -64,8 +64,8 @@ def test_healing_and_next_tokens_need_a_decoder(encoder, decoder):
 
 from transformers import GenerationConfig  # noqa: E402
 
-from llminspect.registry import sample_audio  # noqa: E402
-from llminspect.sampling import Knobs, NextTokenLab, apply_knobs, branches, surprisal  # noqa: E402
+from llminspect.analysis.sampling import Knobs, NextTokenLab, apply_knobs, branches, surprisal  # noqa: E402
+from llminspect.models.registry import sample_audio  # noqa: E402
 
 AI = "The best thing about AI is its ability to"
 

@@ -37,7 +37,7 @@ def test_token_table_escapes_markup(decoder, tmp_path):
 
 
 def test_tokens_of_generated_ids_keep_spaces_and_whole_characters(decoder, toy):
-    from llminspect.tokens import from_ids
+    from llminspect.analysis.tokens import from_ids
 
     words = from_ids(
         toy.tokenizer, [toy.config.decoder_start_token_id] + toy.tokenizer(text_target="birdo gaja").input_ids
@@ -82,7 +82,7 @@ def test_labels_show_spaces_newlines_and_wordpiece_glue(encoder, decoder):
 def test_sentencepiece_markers_and_byte_fallback():
     from tokenizers import Tokenizer, models
 
-    from llminspect.tokens import bytes_of
+    from llminspect.analysis.tokens import bytes_of
 
     class FakeSentencePiece:  # a non-byte-level fast tokenizer, as Llama 2 / T5 have
         backend_tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
@@ -94,7 +94,7 @@ def test_sentencepiece_markers_and_byte_fallback():
 def test_rule_based_splits_match_plain_python():
     import re
 
-    from llminspect.tokens import split_words
+    from llminspect.analysis.tokens import split_words
 
     text = "The child's coloring book. It costs $3.50!"
     assert split_words(text).strings == text.split()
@@ -104,8 +104,8 @@ def test_rule_based_splits_match_plain_python():
 
 
 def test_split_and_tokenize_errors(decoder):
+    from llminspect.analysis.tokens import split_words
     from llminspect.errors import EmptyInputError, InputError
-    from llminspect.tokens import split_words
 
     with pytest.raises(InputError, match="choose one of"):
         split_words("a b", "by magic")

@@ -13,9 +13,9 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer, WhisperFeatureExtractor
 
-from llminspect import toy_task
-from llminspect.audio import read_wav
-from llminspect.registry import ASSETS, EMBEDDED, sample_audio, source_path
+from llminspect.analysis.audio import read_wav
+from llminspect.models.registry import ASSETS, EMBEDDED, sample_audio, source_path
+from llminspect.teaching import toy_task
 
 pytestmark = pytest.mark.slow
 CLOSE = {"atol": 1e-5, "rtol": 1e-4}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import llminspect as li
-from llminspect import embeddings as emb
+from llminspect.analysis import embeddings as emb
 from llminspect.errors import LLMInspectError
 from llminspect.views.debounce import debounced
 

@@ -11,10 +11,10 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, MistralConfig, MistralForCausalLM
 
 import llminspect as li
-from llminspect.by_hand import causal_mask
+from llminspect.analysis.by_hand import causal_mask
+from llminspect.analysis.walk import block_lists, kind_of
 from llminspect.errors import FamilyError, InputError
-from llminspect.registry import sample_audio
-from llminspect.walk import block_lists, kind_of
+from llminspect.models.registry import sample_audio
 
 CLOSE = {"atol": 2e-5, "rtol": 1e-4}
 TEXT = "The quick brown fox jumps over the lazy dog"
@@ -105,7 +105,7 @@ def test_by_hand_follows_a_sliding_window_model():
     )  # fmt: skip
     model = MistralForCausalLM(config).eval()
     model.set_attn_implementation("eager")
-    from llminspect.by_hand import walk_by_hand
+    from llminspect.analysis.by_hand import walk_by_hand
 
     ids = torch.randint(0, 100, (1, 12))
     steps, logits = walk_by_hand(model, {"input_ids": ids})

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from llminspect.errors import ModelFileError
-from llminspect.registry import EMBEDDED, source_path
-from llminspect.whisper_ct2 import read_ct2_arrays, whisper_dimensions, whisper_state_dict
+from llminspect.models.registry import EMBEDDED, source_path
+from llminspect.models.whisper_ct2 import read_ct2_arrays, whisper_dimensions, whisper_state_dict
 
 
 def _string(text: str) -> bytes:

@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from zoo import ZOO, build
 
 import llminspect as li
 from llminspect import views
-from llminspect.anatomy import anatomy
-from llminspect.lens import logit_lens
-from llminspect.loading import quiet_transformers
-from llminspect.rotary import rotary
-from llminspect.sampling import Knobs, NextTokenLab, apply_knobs
-from llminspect.walk import block_lists, module_tree, residual_stream
-from zoo import ZOO, build
+from llminspect.analysis.anatomy import anatomy
+from llminspect.analysis.lens import logit_lens
+from llminspect.analysis.rope import rotary
+from llminspect.analysis.sampling import Knobs, NextTokenLab, apply_knobs
+from llminspect.analysis.walk import block_lists, module_tree, residual_stream
+from llminspect.models.loading import quiet_transformers
 
 pytestmark = pytest.mark.slow
 FLOAT32 = {"atol": 2e-5, "rtol": 2e-4}  # llminspect's pass vs an independent one: float32 rounding only
@@ -222,10 +222,12 @@ def check_lab(m, ref, inputs):
         prompt = {"input_ids": inputs["input_ids"]}
     else:
         lab, prompt = NextTokenLab(m, TEXT), {"input_ids": inputs["input_ids"]}
-    config = transformers.GenerationConfig(do_sample=True, max_new_tokens=1, output_scores=True, output_logits=True,
-                                           return_dict_in_generate=True, temperature=0.7, top_k=5, top_p=0.9,
-                                           repetition_penalty=1.3, pad_token_id=m.tokenizer.pad_token_id,
-                                           decoder_start_token_id=getattr(m.config, "decoder_start_token_id", None))  # fmt: skip
+    start = getattr(m.config, "decoder_start_token_id", None)
+    config = transformers.GenerationConfig(
+        do_sample=True, max_new_tokens=1, output_scores=True, output_logits=True, return_dict_in_generate=True,
+        temperature=0.7, top_k=5, top_p=0.9, repetition_penalty=1.3, pad_token_id=m.tokenizer.pad_token_id,
+        decoder_start_token_id=start,
+    )
     ref.generation_config = config  # only the knobs: no model-specific forced BOS/EOS or suppressed tokens
     with torch.no_grad():
         step = ref.generate(**prompt, generation_config=config)
@@ -271,7 +273,7 @@ def check_rotary(m, species):
     width = rope.rotary_dims
     expected = 1.0 / theta ** (torch.arange(0, width, 2, dtype=torch.float64) / width)
     close(rope.frequencies, expected.float(), atol=1e-5, rtol=1e-4)
-    from llminspect.rotary import rotate
+    from llminspect.analysis.rope import rotate
 
     close(rope.query_after, rotate(rope.query_before, rope.angles, rope.layout), atol=1e-5, rtol=1e-4)
     close(rope.key_after, rotate(rope.key_before, rope.angles, rope.layout), atol=1e-5, rtol=1e-4)

@@ -21,7 +21,7 @@ import torch
 import transformers
 from tokenizers import Tokenizer, processors
 
-from llminspect.registry import model_directory
+from llminspect.models.registry import model_directory
 
 SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
 POSITIONS = {"max_position_embeddings": 64}
@@ -154,7 +154,7 @@ def _tokenizer(kind: str):
 
 def build(species: Species, folder: Path) -> Path:
     """Build ``species`` with random weights (seeded) and save it as a model folder with its tokenizer."""
-    from llminspect.loading import quiet_transformers
+    from llminspect.models.loading import quiet_transformers
 
     with quiet_transformers():
         return _build(species, folder)

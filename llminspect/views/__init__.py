@@ -8,16 +8,24 @@ Example:
     True
 """
 
-from . import anatomy
-from .attention import attention, audio_cross_attention, head_matrix, head_overview, kv_sharing, mask_explorer, masks
-from .embeddings import layer_similarity, neighbours, projection, rankings, similarity
-from .html import save
-from .importance import compare_methods, importance
-from .importance import lab as importance_lab
-from .layers import answer_rank, logit_lens, outline, residual_stream, rotary, steps_table, walk
-from .sampling import knobs_lab as sampling
-from .sampling import surprisal, tree
-from .tokens import compare, healing, live, token_table, tokens
+from llminspect.views import anatomy
+from llminspect.views.attention import (
+    attention,
+    audio_cross_attention,
+    head_matrix,
+    head_overview,
+    kv_sharing,
+    mask_explorer,
+    masks,
+)
+from llminspect.views.embeddings import layer_similarity, neighbours, projection, rankings, similarity
+from llminspect.views.html import save
+from llminspect.views.importance import compare_methods, importance
+from llminspect.views.importance import lab as importance_lab
+from llminspect.views.layers import answer_rank, logit_lens, outline, residual_stream, rotary, steps_table, walk
+from llminspect.views.sampling import knobs_lab as sampling
+from llminspect.views.sampling import surprisal, tree
+from llminspect.views.tokens import compare, healing, live, token_table, tokens
 
 __all__ = [
     "anatomy",

@@ -1,7 +1,7 @@
 """Lesson 7 views: architectures side by side, parameters per part, memory, head sharing, positions, experts.
 
 Example:
-    >>> from llminspect.anatomy import anatomy
+    >>> from llminspect.analysis.anatomy import anatomy
     >>> "Llama-2-7B" in table([anatomy("llama-2-7b")]).body
     True
 """
@@ -13,9 +13,9 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..anatomy import BYTES_PER_PARAMETER, PARTS, kv_cache_bytes, weight_bytes
-from ..attention import kv_groups
-from .html import HTMLView, escape, plotly_text, tick_labels
+from llminspect.analysis.anatomy import BYTES_PER_PARAMETER, PARTS, kv_cache_bytes, weight_bytes
+from llminspect.analysis.attention import kv_groups
+from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 150, "r": 20, "t": 60, "b": 50}}
 PART_COLOURS = {

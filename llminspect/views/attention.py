@@ -20,11 +20,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..attention import STATISTICS, causal_mask, head_statistics, kv_groups, padding_mask, sliding_window_mask
-from ..errors import InputError
-from .bertviz_offline import bertviz_html
-from .checks import takes
-from .html import HTMLView, escape, plotly_text, show_figure, tick_labels
+from llminspect.analysis.attention import (
+    STATISTICS,
+    causal_mask,
+    head_statistics,
+    kv_groups,
+    padding_mask,
+    sliding_window_mask,
+)
+from llminspect.errors import InputError
+from llminspect.views.bertviz_offline import bertviz_html
+from llminspect.views.checks import takes
+from llminspect.views.html import HTMLView, escape, plotly_text, show_figure, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 60, "b": 60}}
 MEAN = -1  # head selector value for the (labelled) average over heads
@@ -296,7 +303,7 @@ def mask_explorer(n: int = 16, window: int = 4):
     return widgets.VBox([slider, out])
 
 
-@takes("trace:Trace", "m.trace(audio)")
+@takes("analysis.trace:Trace", "m.trace(audio)")
 def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, alignment=None) -> go.Figure:
     """Cross-attention of each written token over time, with the waveform beneath (Whisper).
 
@@ -356,7 +363,7 @@ def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, ali
     return fig
 
 
-@takes("trace:Trace", "m.trace(text)")
+@takes("analysis.trace:Trace", "m.trace(text)")
 def attention(trace, style: str = "explorer", **options):
     """Show a trace's attention. ``style``: "explorer" (default, scales to long inputs),
     "bertviz" / "bertviz-head" (bertviz's head view, offline) or "bertviz-model" (its model view)."""

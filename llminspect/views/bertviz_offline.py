@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import re
 
-from ..registry import ASSETS
+from llminspect.models.registry import ASSETS
 
 VENDOR = ASSETS / "vendor"
 _CDN_REQUIRE = re.compile(r"<script src=\"https?://[^\"]*require[^\"]*\"></script>")

@@ -17,7 +17,7 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 
-from ..errors import WrongDataError
+from llminspect.errors import WrongDataError
 
 
 def _a(word: str) -> str:

@@ -5,7 +5,7 @@ plotly.js inside the file.
 
 Example:
     >>> import torch
-    >>> from llminspect.embeddings import cosine_matrix
+    >>> from llminspect.analysis.embeddings import cosine_matrix
     >>> fig = similarity(["a", "b"], cosine_matrix(torch.eye(2)))
     >>> [list(row) for row in fig.data[0].z]
     [[1.0, 0.0], [0.0, 1.0]]
@@ -18,14 +18,14 @@ import itertools
 import numpy as np
 import plotly.graph_objects as go
 
-from .checks import takes
-from .html import HTMLView, escape, plotly_text, tick_labels
-from .tokens import STYLE
+from llminspect.views.checks import takes
+from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
+from llminspect.views.tokens import STYLE
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
 
 
-@takes("embeddings:WordVectors", "embeddings.word_in_contexts(m, word, sentences)")
+@takes("analysis.embeddings:WordVectors", "embeddings.word_in_contexts(m, word, sentences)")
 def layer_similarity(word_vectors) -> go.Figure:
     """Cosine between a word's vectors in each pair of contexts, layer by layer (a WordVectors).
 
@@ -91,7 +91,7 @@ def similarity(
     return fig
 
 
-@takes("embeddings:Projection", "embeddings.project(vectors, labels)")
+@takes("analysis.embeddings:Projection", "embeddings.project(vectors, labels)")
 def projection(projected) -> go.Figure:
     """A 2-D or 3-D scatter of PCA coordinates (a Projection), labelled and coloured by group."""
     coords = projected.coordinates
@@ -121,7 +121,7 @@ def projection(projected) -> go.Figure:
     return fig
 
 
-@takes("embeddings:Neighbours", "embeddings.nearest_tokens(m, word)")
+@takes("analysis.embeddings:Neighbours", "embeddings.nearest_tokens(m, word)")
 def neighbours(result) -> HTMLView:
     """A ranked table of nearest tokens with cosine bars (a Neighbours), saying which tokens were pooled."""
     rows = "".join(
@@ -138,7 +138,7 @@ def neighbours(result) -> HTMLView:
     )
 
 
-@takes("embeddings:Ranking", "embeddings.paraphrase_ranking(m, ...)", "list")
+@takes("analysis.embeddings:Ranking", "embeddings.paraphrase_ranking(m, ...)", "list")
 def rankings(results) -> go.Figure:
     """Bars comparing poolings by how often the paraphrase ranks first, and by mean reciprocal rank."""
     names = [r.pooling for r in results]

@@ -1,14 +1,14 @@
 """How exercises look: the questions of a lesson, and the feedback of check / reveal.
 
 Example:
-    >>> from llminspect.exercises import Feedback
+    >>> from llminspect.teaching.exercises import Feedback
     >>> "color" in feedback(Feedback("right", "✔ <b>"))
     True
 """
 
 from __future__ import annotations
 
-from .html import escape
+from llminspect.views.html import escape
 
 COLOURS = {"right": "#2b8a3e", "not yet": "#c92a2a", "no answer": "#495057", "answer": "#1c3d5a"}
 

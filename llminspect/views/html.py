@@ -56,7 +56,7 @@ def save(view, path: str | Path) -> Path:
     if hasattr(view, "write_html"):  # a plotly figure
         view.write_html(path, include_plotlyjs=True, full_html=True)
         return path
-    from ..errors import LLMInspectError
+    from llminspect.errors import LLMInspectError
 
     raise LLMInspectError(
         f"A {type(view).__name__} cannot be saved as a self-contained HTML file: live widgets need a "

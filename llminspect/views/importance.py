@@ -6,7 +6,7 @@ convergence delta (how far the scores' sum is from f(input) - f(baseline)).
 
 Example:
     >>> import torch
-    >>> from llminspect.importance import Attribution
+    >>> from llminspect.analysis.importance import Attribution
     >>> a = Attribution("decoder", "saliency", ["<b>", "x"], ["y"], torch.tensor([[1.0, 0.5]]),
     ...                 "p", "none", [0.5], None, None, 1, False)
     >>> "&lt;b&gt;" in importance(a).body
@@ -21,8 +21,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .checks import takes
-from .html import HTMLView, escape, plotly_text, tick_labels
+from llminspect.views.checks import takes
+from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 70, "b": 60}}
 _STYLE = (
@@ -150,7 +150,7 @@ def audio(attribution) -> go.Figure:
     return fig
 
 
-@takes("importance:Attribution", "m.importance(text, target)")
+@takes("analysis.importance:Attribution", "m.importance(text, target)")
 def importance(attribution):
     """The natural view of an Attribution: coloured text for one target, a matrix for several,
     windows over the waveform for audio."""
@@ -161,7 +161,7 @@ def importance(attribution):
     return matrix(attribution)
 
 
-@takes("importance:Attribution", "[m.importance(text, target, method=...), ...]", "list")
+@takes("analysis.importance:Attribution", "[m.importance(text, target, method=...), ...]", "list")
 def compare_methods(attributions: list, row: int = 0) -> go.Figure:
     """One bar chart per method for the same target, stacked, so disagreements show."""
     fig = make_subplots(
@@ -199,9 +199,9 @@ def lab(next_tokens: Callable, explain: Callable, prompt: str = "The capital of 
     """
     import ipywidgets as widgets
 
-    from ..importance import METHODS
-    from .debounce import debounced
-    from .html import show_figure
+    from llminspect.analysis.importance import METHODS
+    from llminspect.views.debounce import debounced
+    from llminspect.views.html import show_figure
 
     text = widgets.Text(value=prompt, description="prompt", layout=widgets.Layout(width="60%"))
     target = widgets.Dropdown(description="target")

@@ -2,7 +2,7 @@
 
 Example:
     >>> import torch
-    >>> from llminspect.walk import Step, Walk
+    >>> from llminspect.analysis.walk import Step, Walk
     >>> walk = Walk("decoder", "hooks", None, [Step("<b>", "embedding", "embed", torch.ones(2, 3))])
     >>> "&lt;b&gt;" in steps_table(walk).body
     True
@@ -16,8 +16,8 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .checks import takes
-from .html import HTMLView, escape, plotly_text, show_figure, tick_labels
+from llminspect.views.checks import takes
+from llminspect.views.html import HTMLView, escape, plotly_text, show_figure, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 50, "b": 60}}
 KIND_COLOURS = {
@@ -52,7 +52,7 @@ def _shape(shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-@takes("walk:ModuleNode", "walk.module_tree(m.model)")
+@takes("analysis.walk:ModuleNode", "walk.module_tree(m.model)")
 def outline(tree, open_levels: int = 2) -> HTMLView:
     """A ``walk.module_tree`` as a clickable outline: class, parameters, settings and output shapes.
 
@@ -77,7 +77,7 @@ def outline(tree, open_levels: int = 2) -> HTMLView:
     return HTMLView(f"{_STYLE}<div class='li-outline'>{node(tree, 0)}</div>", "model outline")
 
 
-@takes("walk:Walk", "m.walk(text)")
+@takes("analysis.walk:Walk", "m.walk(text)")
 def steps_table(walk) -> HTMLView:
     """Every step of a walk: what ran, on which shapes, and the mean size (L2 norm per token) of its output."""
     rows = []
@@ -121,7 +121,7 @@ def step_figure(step, tokens: list[str] | None, dims: int = 64) -> go.Figure:
     return fig
 
 
-@takes("walk:Walk", "m.walk(text)")
+@takes("analysis.walk:Walk", "m.walk(text)")
 def walk(walk, dims: int = 64) -> widgets.VBox:
     """Step through a walk: a slider over the steps, the step's module and shapes, and its output."""
     tokens = walk.tokens.labels if walk.tokens is not None else None
@@ -145,7 +145,7 @@ def walk(walk, dims: int = 64) -> widgets.VBox:
     return widgets.VBox([slider, info, output])
 
 
-@takes("walk:ResidualStream", "walk.residual_stream(m.walk(text))")
+@takes("analysis.walk:ResidualStream", "walk.residual_stream(m.walk(text))")
 def residual_stream(stream) -> go.Figure:
     """Left: the stream's size at each point, one line per token. Right: what each sub-layer adds (mean over tokens)."""
     fig = make_subplots(
@@ -184,7 +184,7 @@ def residual_stream(stream) -> go.Figure:
     return fig
 
 
-@takes("lens:LogitLens", "llminspect.lens.logit_lens(m, text)")
+@takes("analysis.lens:LogitLens", "llminspect.analysis.lens.logit_lens(m, text)")
 def logit_lens(lens, color: str = "probability") -> go.Figure:
     """Layers (rows) x positions (columns): the top next-token guess, coloured by its probability or the entropy."""
     if color not in ("probability", "entropy"):
@@ -216,7 +216,7 @@ def logit_lens(lens, color: str = "probability") -> go.Figure:
     return fig
 
 
-@takes("lens:LogitLens", "llminspect.lens.logit_lens(m, text, answer=...)")
+@takes("analysis.lens:LogitLens", "llminspect.analysis.lens.logit_lens(m, text, answer=...)")
 def answer_rank(lens, position: int = -1) -> go.Figure:
     """The answer token's rank (1 = top guess) and probability at each layer, at one position."""
     ranks = lens.answer_rank[:, position].tolist()
@@ -235,7 +235,7 @@ def answer_rank(lens, position: int = -1) -> go.Figure:
     return fig
 
 
-@takes("rotary:Rotary", "llminspect.rotary.rotary(m, text)")
+@takes("analysis.rope:Rotary", "llminspect.analysis.rope.rotary(m, text)")
 def rotary(rope, pairs: tuple[int, ...] | None = None) -> go.Figure:
     """Left: the angle each pair of q/k dimensions is turned by, per position. Right: pairs of the query, turned.
 

@@ -4,7 +4,7 @@ The lab runs the model once per prompt (and once per appended token); moving a s
 re-applies transformers' processors to the cached logits (``sampling.NextTokenLab``).
 
 Example:
-    >>> from llminspect.sampling import Surprisal
+    >>> from llminspect.analysis.sampling import Surprisal
     >>> "&lt;x&gt;" in surprisal(Surprisal(["<x>"], [3.0], 8.0)).body
     True
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from ..sampling import Knobs, NextTokenLab
-from .checks import takes
-from .html import HTMLView, escape, plotly_text, show_figure
+from llminspect.analysis.sampling import Knobs, NextTokenLab
+from llminspect.views.checks import takes
+from llminspect.views.html import HTMLView, escape, plotly_text, show_figure
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 90}}
 _HOW = {"sampled": "#d0ebff", "greedy": "#d3f9d8", "picked": "#fff3bf"}
@@ -84,7 +84,7 @@ def knobs_lab(inspector, prompt: str = "The best thing about AI is its ability t
     token or pick any token, with the distributions redrawn on cached logits."""
     import ipywidgets as widgets
 
-    from .tokens import STYLE
+    from llminspect.views.tokens import STYLE
 
     lab = NextTokenLab(inspector, prompt, source)
     knobs = Knobs(**start)
@@ -165,7 +165,7 @@ def knobs_lab(inspector, prompt: str = "The best thing about AI is its ability t
     return widget
 
 
-@takes("sampling:Branch", "sampling.branches(m, prompt)", "list")
+@takes("analysis.sampling:Branch", "sampling.branches(m, prompt)", "list")
 def tree(branches) -> go.Figure:
     """The continuation tree as a sunburst: each ring is one more token, sized by path probability."""
     ids, labels, parents, values = [], [], [], []
@@ -196,7 +196,7 @@ def tree(branches) -> go.Figure:
     return fig
 
 
-@takes("sampling:Surprisal", "sampling.surprisal(m, text)")
+@takes("analysis.sampling:Surprisal", "sampling.surprisal(m, text)")
 def surprisal(result) -> HTMLView:
     """Tokens coloured by surprisal (darker = more surprising), with the perplexity."""
     top = max(result.bits, default=1.0) or 1.0

@@ -3,7 +3,7 @@
 Every string from a tokenizer is escaped before it reaches HTML.
 
 Example:
-    >>> from llminspect.tokens import Tokens
+    >>> from llminspect.analysis.tokens import Tokens
     >>> toks = Tokens("a<b", [7, 8], ["a", "<b"], [(0, 1), (1, 3)], [False, False], [b"a", b"<b"])
     >>> "&lt;b" in tokens(toks).body
     True
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ..tokens import SPACE_SIGN, Tokens
-from .checks import takes
-from .html import HTMLView, escape
+from llminspect.analysis.tokens import SPACE_SIGN, Tokens
+from llminspect.views.checks import takes
+from llminspect.views.html import HTMLView, escape
 
 # Alternating pastel backgrounds: neighbours always differ, so token boundaries show.
 PALETTE = ["#ffd8a8", "#b2f2bb", "#a5d8ff", "#eebefa", "#ffec99", "#99e9f2"]
@@ -64,7 +64,7 @@ def chips_html(tokens: Tokens, show_ids: bool = True) -> str:
     return f"<div class='li-chips'>{chips}</div>"
 
 
-@takes("tokens:Tokens", "m.tokenize(text)")
+@takes("analysis.tokens:Tokens", "m.tokenize(text)")
 def tokens(tokens: Tokens, show_ids: bool = True) -> HTMLView:
     """Each token as a coloured chip: its text (spaces shown as ␣, partial UTF-8 as hex bytes), its id
     below, and on hover the vocabulary entry, the characters it covers and its bytes."""
@@ -74,7 +74,7 @@ def tokens(tokens: Tokens, show_ids: bool = True) -> HTMLView:
     return HTMLView(STYLE + count + chips_html(tokens, show_ids), "tokens")
 
 
-@takes("tokens:Tokens", "{'name': m.tokenize(text), ...}", "mapping")
+@takes("analysis.tokens:Tokens", "{'name': m.tokenize(text), ...}", "mapping")
 def compare(tokenizations: Mapping[str, Tokens], show_ids: bool = False) -> HTMLView:
     """The same text through several tokenizers, one row each, with token counts."""
     rows = "".join(
@@ -85,7 +85,7 @@ def compare(tokenizations: Mapping[str, Tokens], show_ids: bool = False) -> HTML
     return HTMLView(f"{STYLE}<table>{rows}</table>", "tokenizers compared")
 
 
-@takes("tokens:Tokens", "m.tokenize(text)")
+@takes("analysis.tokens:Tokens", "m.tokenize(text)")
 def token_table(tokens: Tokens) -> HTMLView:
     """A table with one row per token: position, id, vocabulary entry, characters covered, special or not."""
     rows = []
@@ -117,7 +117,7 @@ def next_tokens_html(title: str, candidates) -> str:
     )
 
 
-@takes("sampling:HealedPrompt", "m.heal(prompt)")
+@takes("analysis.sampling:HealedPrompt", "m.heal(prompt)")
 def healing(healed) -> HTMLView:
     """Next tokens as the prompt was written, beside those after token healing (a HealedPrompt)."""
     before = next_tokens_html(f"after {healed.prompt!r}", healed.before)
@@ -137,7 +137,7 @@ def live(tokenizers: Callable[[str], Tokens] | Mapping[str, Callable[[str], Toke
     """
     import ipywidgets as widgets
 
-    from .debounce import debounced
+    from llminspect.views.debounce import debounced
 
     functions = tokenizers if isinstance(tokenizers, Mapping) else {"tokens": tokenizers}
     box = widgets.Textarea(value=text, continuous_update=True, layout=widgets.Layout(width="100%", height="60px"))

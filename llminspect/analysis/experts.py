@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import FamilyError
+from llminspect.errors import FamilyError
 
 
 def tiny_mixtral(tokenizer, layers: int = 2, experts: int = 8, per_token: int = 2, seed: int = 0):
     """A random-init Mixtral (hidden 64, 4 query / 2 key-value heads, ``experts`` experts) as an ``Inspector``."""
     from transformers import MixtralConfig, MixtralForCausalLM
 
-    from .inspector import Inspector
+    from llminspect.inspector import Inspector
 
     torch.manual_seed(seed)
     config = MixtralConfig(
@@ -73,7 +73,7 @@ def route(inspector, text: str) -> Routing:
     if not per_token:
         raise FamilyError(
             f"{inspector.name} has no mixture of experts (no num_experts_per_tok in its config). "
-            "Build one with llminspect.experts.tiny_mixtral(tokenizer)."
+            "Build one with llminspect.analysis.experts.tiny_mixtral(tokenizer)."
         )
     tokens = inspector.checked_tokens(text)
     with torch.no_grad():

@@ -33,8 +33,8 @@ import inspect
 
 import torch
 
-from .errors import FamilyError
-from .walk import Step, batchless, final_hidden_state, model_output
+from llminspect.analysis.walk import Step, batchless, final_hidden_state, model_output
+from llminspect.errors import FamilyError
 
 BERT_LIKE = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
 SEQ2SEQ = {"bart": "post-norm", "marian": "post-norm", "mbart": "pre-norm", "pegasus": "pre-norm",

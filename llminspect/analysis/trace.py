@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .audio import Audio
-from .errors import FamilyError, LLMInspectError
-from .tokens import Tokens
+from llminspect.analysis.audio import Audio
+from llminspect.analysis.tokens import Tokens
+from llminspect.errors import FamilyError, LLMInspectError
 
 
 @dataclass

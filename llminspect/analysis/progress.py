@@ -19,7 +19,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from .walk import block_lists
+from llminspect.analysis.walk import block_lists
 
 
 @dataclass

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import FamilyError, InputError
-from .tokens import bytes_of, encode, special_token_ids
+from llminspect.analysis.tokens import bytes_of, encode, special_token_ids
+from llminspect.errors import FamilyError, InputError
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import FamilyError, InputError
-from .walk import block_lists
+from llminspect.analysis.walk import block_lists
+from llminspect.errors import FamilyError, InputError
 
 
 @dataclass

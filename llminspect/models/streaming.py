@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelFileError
+from llminspect.errors import ModelFileError
 
 
 def tensor_index(folder: str | Path) -> dict[str, dict]:

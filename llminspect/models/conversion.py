@@ -5,7 +5,7 @@ plain ``from_pretrained`` of safetensors. Kept apart from the registry because t
 and transformers, which the registry itself must not.
 
 Example:
-    >>> from llminspect.registry import EMBEDDED, source_path
+    >>> from llminspect.models.registry import EMBEDDED, source_path
     >>> expand_gguf(source_path(EMBEDDED["decoder"]), Path("/tmp/smollm2"))  # doctest: +SKIP
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ModelFileError
-from .whisper_ct2 import read_ct2_arrays, whisper_dimensions, whisper_state_dict
+from llminspect.errors import ModelFileError
+from llminspect.models.whisper_ct2 import read_ct2_arrays, whisper_dimensions, whisper_state_dict
 
 
 def expand_gguf(gguf_path: Path, out: Path) -> None:

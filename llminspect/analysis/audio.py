@@ -1,7 +1,7 @@
 """Speech input for Whisper-like models: read a WAV file or take an array, at 16 kHz mono.
 
 Example:
-    >>> from llminspect.registry import sample_audio
+    >>> from llminspect.models.registry import sample_audio
     >>> clip = read_audio(sample_audio("quick_brown_fox"))
     >>> clip.sample_rate, round(clip.duration, 1)
     (16000, 4.8)
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmptyInputError, InputError
+from llminspect.errors import EmptyInputError, InputError
 
 SAMPLE_RATE = 16_000
 AUDIO_SUFFIXES = (".wav", ".wave")

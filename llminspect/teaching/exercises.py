@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import LLMInspectError
+from llminspect.errors import LLMInspectError
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Feedback:
     text: str
 
     def _repr_html_(self) -> str:
-        from .views.exercises import feedback
+        from llminspect.views.exercises import feedback
 
         return feedback(self)
 
@@ -75,7 +75,7 @@ class Quiz:
         return self.items[number - 1]
 
     def _repr_html_(self) -> str:
-        from .views.exercises import questions
+        from llminspect.views.exercises import questions
 
         return questions(self)
 
@@ -95,7 +95,7 @@ class Quiz:
 
 
 def _model(name: str):
-    from .loading import load
+    from llminspect.models.loading import load
 
     return load(name, device="cpu")
 
@@ -151,7 +151,7 @@ def _lesson_04() -> list[Exercise]:
 
 def _lesson_05() -> list[Exercise]:
     def kept_at_low_temperature() -> int:
-        from .sampling import Knobs, NextTokenLab
+        from llminspect.analysis.sampling import Knobs, NextTokenLab
 
         lab = NextTokenLab(_model("decoder"), "The best thing about AI is its ability to")
         return lab.stages(Knobs(temperature=0.01))[-1].kept
@@ -170,7 +170,7 @@ def _lesson_05() -> list[Exercise]:
 
 def _lesson_06() -> list[Exercise]:
     def first_layer_with_paris() -> str:
-        from .lens import logit_lens
+        from llminspect.analysis.lens import logit_lens
 
         return logit_lens(_model("decoder"), "The Eiffel Tower is in the city of", answer=" Paris"
                           ).first_layer_with_answer_on_top() or "never"  # fmt: skip
@@ -189,7 +189,7 @@ def _lesson_06() -> list[Exercise]:
 
 def _lesson_07() -> list[Exercise]:
     def gpus_for_llama_3_70b() -> int:
-        from .anatomy import anatomy, kv_cache_bytes, weight_bytes
+        from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, weight_bytes
 
         a = anatomy("llama-3-70b")
         return math.ceil((weight_bytes(a, "int4") + kv_cache_bytes(a, 8192)) / (24 * 2**30 * 0.9))

@@ -10,7 +10,7 @@
   by the operating system halfway through loading.
 
 Example:
-    >>> from llminspect.registry import model_directory
+    >>> from llminspect.models.registry import model_directory
     >>> import torch
     >>> round(weights_bytes(model_directory("decoder"), torch.float32) / 2**20)
     513
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelFileError, OutOfMemoryError
+from llminspect.errors import ModelFileError, OutOfMemoryError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 HEADROOM = 1.2  # loading briefly needs a little more than the weights (tokenizer, buffers, Python)
@@ -32,7 +32,7 @@ HEADROOM = 1.2  # loading briefly needs a little more than the weights (tokenize
 
 def check_files(folder: str | Path, allow_pickle: bool) -> None:
     """Refuse a folder whose weights are only pickle files (unless ``allow_pickle``), or damaged safetensors."""
-    from .streaming import tensor_index
+    from llminspect.models.streaming import tensor_index
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -54,7 +54,7 @@ def check_files(folder: str | Path, allow_pickle: bool) -> None:
 
 def weights_bytes(folder: str | Path, dtype: torch.dtype) -> int | None:
     """Bytes the weights will take at ``dtype``, from the safetensors headers; None when there are none to read."""
-    from .streaming import tensor_index
+    from llminspect.models.streaming import tensor_index
 
     index = tensor_index(folder) if Path(folder).is_dir() else {}
     if not index:

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import FamilyError, InputError
-from .tokens import Tokens, encode, token_labels
-from .walk import block_lists
+from llminspect.analysis.tokens import Tokens, encode, token_labels
+from llminspect.analysis.walk import block_lists
+from llminspect.errors import FamilyError, InputError
 
 LOGIT_BUDGET_BYTES = 256 * 2**20  # float32 logits held at once; longer texts take several passes
 

@@ -8,7 +8,7 @@ several tokens, each a *partial* UTF-8 sequence that only makes a character with
 
 Example:
     >>> from transformers import AutoTokenizer
-    >>> from llminspect.registry import ASSETS
+    >>> from llminspect.models.registry import ASSETS
     >>> toks = tokenize(AutoTokenizer.from_pretrained(ASSETS / "toy_seq2seq"), "happy bird")
     >>> toks.strings, toks.special
     (['happy', 'bird', '</s>'], [False, False, True])
@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .errors import EmptyInputError, InputError
+from llminspect.errors import EmptyInputError, InputError
 
 SPACE_SIGN = "␣"
 _VISIBLE = {" ": SPACE_SIGN, "\n": "↵", "\t": "⇥", "\r": "␍"}
@@ -114,7 +114,7 @@ def encode(tokenizer, text: str, role: str = "text", **options) -> list[int]:
 
     Example:
         >>> from transformers import AutoTokenizer
-        >>> from llminspect.registry import ASSETS
+        >>> from llminspect.models.registry import ASSETS
         >>> encode(AutoTokenizer.from_pretrained(ASSETS / "toy_seq2seq"), "happy bird", add_special_tokens=False)
         [27, 6]
     """
@@ -147,7 +147,7 @@ def token_labels(tokenizer, ids: list[int]) -> list[str]:
 
     Example:
         >>> from transformers import AutoTokenizer
-        >>> from llminspect.registry import model_directory
+        >>> from llminspect.models.registry import model_directory
         >>> token_labels(AutoTokenizer.from_pretrained(model_directory("decoder")), [7042, 7042])
         ['␣Paris', '␣Paris']
     """

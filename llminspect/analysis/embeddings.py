@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import EmptyInputError, FamilyError, InputError
-from .registry import ASSETS
-from .tokens import Tokens, encode, word_positions
+from llminspect.analysis.tokens import Tokens, encode, word_positions
+from llminspect.errors import EmptyInputError, FamilyError, InputError
+from llminspect.models.registry import ASSETS
 
 POOLINGS = ("mean", "cls", "last")
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import FamilyError, InputError
-from .tokens import Tokens, word_positions
+from llminspect.analysis.tokens import Tokens, word_positions
+from llminspect.errors import FamilyError, InputError
 
 STATISTICS = ("entropy", "distance", "first token", "previous token", "self")
 

@@ -8,7 +8,7 @@ split; Whisper's key projections carry no bias, so that third of the fused bias 
 is zero). The output projection is tied to the token embeddings in both formats.
 
 Example:
-    >>> from llminspect.registry import EMBEDDED, source_path
+    >>> from llminspect.models.registry import EMBEDDED, source_path
     >>> spec, arrays = read_ct2_arrays(source_path(EMBEDDED["encoder-decoder"]) / "model.bin")
     >>> spec, whisper_state_dict(arrays)["model.encoder.conv1.weight"].shape
     ('WhisperSpec', (384, 80, 3))
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from llminspect.errors import ModelFileError
 
 # CTranslate2's dtype codes, in the order of its DataType enum.
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.float64}

@@ -24,9 +24,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, ModelFileError
+from llminspect.errors import InputError, ModelFileError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSETS = REPO_ROOT / "assets"
 # Bump when a conversion changes, so stale cached folders are rebuilt.
 CONVERSION_VERSION = 1
@@ -152,7 +152,7 @@ def _converted_once(source: Path, target: Path, kind: str) -> Path:
     """Convert ``source`` into ``target`` unless that was done before; return ``target``."""
     if (target / "config.json").exists():
         return target
-    from . import conversion  # imports torch/transformers: only when a conversion is due
+    from llminspect.models import conversion  # imports torch/transformers: only when a conversion is due
 
     convert = {"gguf": conversion.expand_gguf, "ct2-whisper": conversion.convert_whisper}[kind]
     target.parent.mkdir(parents=True, exist_ok=True)

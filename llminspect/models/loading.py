@@ -22,10 +22,10 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import DeviceError, LLMInspectError, ModelFileError, RemoteCodeError, UnknownModelError
-from .preflight import check_files, check_memory
-from .registry import EMBEDDED, gguf_directory, model_directory
-from .streaming import open_streamed
+from llminspect.errors import DeviceError, LLMInspectError, ModelFileError, RemoteCodeError, UnknownModelError
+from llminspect.models.preflight import check_files, check_memory
+from llminspect.models.registry import EMBEDDED, gguf_directory, model_directory
+from llminspect.models.streaming import open_streamed
 
 
 def detect_family(config) -> str:
@@ -220,7 +220,7 @@ def empty_model(config, model_class, dtype=None):
 
     Example:
         >>> import transformers
-        >>> from llminspect.registry import model_directory
+        >>> from llminspect.models.registry import model_directory
         >>> config = transformers.AutoConfig.from_pretrained(model_directory("toy-seq2seq"))
         >>> empty_model(config, transformers.AutoModelForSeq2SeqLM).lm_head.weight.device.type
         'meta'
@@ -242,13 +242,13 @@ def offload_map(empty, keep_on, blocks_on: str) -> dict[str, str]:
 
     Example:
         >>> import transformers
-        >>> from llminspect.registry import model_directory
+        >>> from llminspect.models.registry import model_directory
         >>> config = transformers.AutoConfig.from_pretrained(model_directory("toy-seq2seq"))
         >>> plan = offload_map(empty_model(config, transformers.AutoModelForSeq2SeqLM), "cpu", "disk")
         >>> plan["model.encoder.layers.0"], plan["lm_head"]
         ('disk', 'cpu')
     """
-    from .walk import block_lists
+    from llminspect.analysis.walk import block_lists
 
     stacks = [path for path, _ in block_lists(empty)]
     plan: dict[str, str] = {}
@@ -324,7 +324,7 @@ def load(
     """
     import transformers
 
-    from .inspector import Inspector
+    from llminspect.inspector import Inspector
 
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     _check_placement(offload, device_map)

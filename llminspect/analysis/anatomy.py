@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import LLMInspectError, UnknownModelError
-from .registry import ASSETS
+from llminspect.errors import LLMInspectError, UnknownModelError
+from llminspect.models.registry import ASSETS
 
 ARCHITECTURES = ASSETS / "architectures"
 BYTES_PER_PARAMETER = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
@@ -171,7 +171,7 @@ def position_kind(model, config) -> str:
     """
     import sys
 
-    from .walk import block_lists
+    from llminspect.analysis.walk import block_lists
 
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     if config.model_type == "whisper":
@@ -216,8 +216,8 @@ def rotary_angles(a: Anatomy, positions: int = 64) -> torch.Tensor:
 
 def anatomy(name: str | Path) -> Anatomy:
     """Build architecture ``name`` on the meta device and count its parameters per part."""
-    from .loading import detect_family
-    from .walk import block_lists
+    from llminspect.analysis.walk import block_lists
+    from llminspect.models.loading import detect_family
 
     config, notes = load_config(name)
     key = Path(name).name if Path(name).is_dir() else Path(name).stem

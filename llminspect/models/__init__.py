@@ -1,0 +1,1 @@
+"""Getting a model in: embedded models, conversions, safe loading, streaming from disk."""

@@ -1,0 +1,1 @@
+"""Teaching helpers: exercises, the toy task, the instructor's command line."""
