@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup prepare browser lab test lint bench clean-cache
+.PHONY: setup prepare browser lab test test-fast lint bench clean-cache
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ lab: prepare
 
 test: prepare browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# The tier to run on every change (under 2 minutes): everything but lessons, browsers and long checks.
+test-fast: prepare
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow and not browser" -q
 
 # Debian's Chromium for the real-browser lesson tests (apt-get; never `playwright install`).
 browser:

@@ -36,8 +36,8 @@ def main() -> None:
     print(f"{'tokens':>6s} {'build':>9s} {'switch head':>12s} {'bertviz model view':>19s} {'bertviz / build':>16s}")
     for n in (128, 512, 1024):
         trace = long_trace(m, n)
-        build = median_seconds(lambda trace=trace: li.views.attention(trace, layer=15, head=0), 3, warm_up=False)
-        explorer = li.views.attention(trace, layer=15, head=0)
+        build = median_seconds(lambda trace=trace: li.labs.attention(trace, layer=15, head=0), 3, warm_up=False)
+        explorer = li.labs.attention(trace, layer=15, head=0)
         heads = iter(range(10_000))
 
         def switch(explorer=explorer, heads=heads) -> None:

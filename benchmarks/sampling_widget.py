@@ -22,7 +22,7 @@ PROMPT = "The best thing about AI is its ability to"
 
 def main() -> None:
     m = li.load("decoder")
-    widget = li.views.sampling(m, PROMPT)
+    widget = li.labs.sampling(m, PROMPT)
     settings = iter([0.5, 0.7, 0.9, 1.1, 1.3] * 100)
 
     def knob_update() -> None:

@@ -1,7 +1,8 @@
 """llminspect: look inside transformer language models, layer by layer, in guided notebooks.
 
-The public API is ``load``, ``Inspector``, ``views`` and ``LLMInspectError``. torch and
-transformers are imported only when first needed, so ``import llminspect`` is fast.
+The public API is ``load``, ``Inspector``, ``views`` (figures and pages from plain data), ``labs``
+(live widgets) and ``LLMInspectError``. torch and transformers are imported only when first
+needed, so ``import llminspect`` is fast.
 
 Example:
     >>> import llminspect as li
@@ -15,10 +16,11 @@ import importlib
 
 from llminspect.errors import LLMInspectError
 
-__all__ = ["load", "Inspector", "views", "LLMInspectError"]
+__all__ = ["load", "Inspector", "views", "labs", "LLMInspectError"]
 __version__ = "0.1.0"
 
-_LAZY = {"load": ("models.loading", "load"), "Inspector": ("inspector", "Inspector"), "views": ("views", None)}
+_LAZY = {"load": ("inspector", "load"), "Inspector": ("inspector", "Inspector"), "views": ("views", None),
+         "labs": ("labs", None)}  # fmt: skip
 
 
 def __getattr__(name: str):

@@ -22,6 +22,26 @@ def embedded(name: str):
 
 
 @pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Tiny random models of any zoo architecture (tests/zoo.py), each saved once per session as a folder.
+
+    ``tiny("mistral", sliding_window=3)`` -> the folder; ``tokenizer="words"`` swaps in a 16-word tokenizer.
+    """
+    from zoo import ZOO, build
+
+    species = {s.name: s for s in ZOO}
+    root, made = tmp_path_factory.mktemp("tiny"), {}
+
+    def make(name: str, tokenizer: str | None = None, **config):
+        key = (name, tokenizer, tuple(sorted((k, repr(v)) for k, v in config.items())))
+        if key not in made:
+            made[key] = build(species[name], root / f"{name}-{len(made)}", tokenizer, **config)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def encoder():
     return embedded("encoder")
 

@@ -17,7 +17,7 @@ from llminspect.analysis.anatomy import (
     shipped,
     weight_bytes,
 )
-from llminspect.analysis.experts import route, tiny_mixtral
+from llminspect.analysis.experts import tiny_mixtral
 from llminspect.errors import LLMInspectError, UnknownModelError
 
 # published totals (model cards / papers), in billions
@@ -59,7 +59,7 @@ def test_mixtral_total_and_active_parameters():
 
 def test_llama_2_7b_parts_by_hand():
     a = anatomy("llama-2-7b")
-    assert a.parts["embeddings"] == a.parts["LM head"] == 32000 * 4096 and not a.tied_head
+    assert a.parts["embeddings"] == a.parts["head"] == 32000 * 4096 and not a.tied_head
     assert a.parts["attention"] == 32 * 4 * 4096 * 4096
     assert a.parts["MLP"] == 32 * 3 * 4096 * 11008
     assert a.parts["norms"] == (2 * 32 + 1) * 4096
@@ -68,7 +68,7 @@ def test_llama_2_7b_parts_by_hand():
 
 def test_tied_heads_count_once_and_kinds_of_attention():
     gpt2, falcon, mistral = anatomy("gpt2"), anatomy("falcon-7b"), anatomy("mistral-7b")
-    assert gpt2.tied_head and gpt2.parts["LM head"] == 0 and gpt2.positions == "learned"
+    assert gpt2.tied_head and gpt2.parts["head"] == 0 and gpt2.positions == "learned"
     assert (gpt2.attention_kind, falcon.attention_kind, mistral.attention_kind) == ("MHA", "MQA", "GQA")
     assert mistral.sliding_window == 4096 and anatomy("t5-base").positions.startswith("relative")
 
@@ -115,12 +115,12 @@ def test_unknown_names_and_broken_configs_get_clear_errors(tmp_path):
 
 
 def test_router_choices_equal_the_models_own_router(decoder):
-    moe = tiny_mixtral(decoder.tokenizer)
+    moe = li.Inspector(tiny_mixtral(decoder.tokenizer), decoder.tokenizer, name="tiny Mixtral")
     seen = []
     hooks = [
         layer.mlp.gate.register_forward_hook(lambda m, a, out: seen.append(out)) for layer in moe.model.model.layers
     ]
-    routes = route(moe, "The quick brown fox jumps over the lazy dog")
+    routes = moe.routing("The quick brown fox jumps over the lazy dog")
     for hook in hooks:
         hook.remove()
     for layer, (logits, scores, indices) in enumerate(seen):
@@ -137,4 +137,4 @@ def test_router_choices_equal_the_models_own_router(decoder):
 
 def test_route_refuses_models_without_experts(decoder):
     with pytest.raises(li.LLMInspectError, match="no mixture of experts"):
-        route(decoder, "hello")
+        decoder.routing("hello")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import llminspect as li
-from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, memory_plan, rotary_angles, weight_bytes
-from llminspect.analysis.experts import route, tiny_mixtral
+from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, memory_plan, weight_bytes
+from llminspect.analysis.experts import tiny_mixtral
+from llminspect.analysis.rope import rotary_angles
 
 V = li.views.anatomy
 
@@ -50,7 +51,7 @@ def test_positions_plan_and_experts_views(decoder, encoder):
     plan = memory_plan(big, 24)
     assert f"{plan.streamed_blocks} would stream" in V.plan(big, plan).body
     assert "fits" in V.plan(anatomy("llama-2-7b"), memory_plan(anatomy("llama-2-7b"), 24)).body
-    routes = route(tiny_mixtral(decoder.tokenizer), "The quick brown fox")
+    routes = li.Inspector(tiny_mixtral(decoder.tokenizer), decoder.tokenizer).routing("The quick brown fox")
     np.testing.assert_allclose(np.array(V.routing(routes, 1).data[0].z), routes.mixing()[1].numpy())
     load = V.expert_load(routes).data
     np.testing.assert_allclose(load[0].y, routes.load()[0].numpy())

@@ -11,24 +11,15 @@ import shutil
 
 import pytest
 import torch
-from zoo import ZOO, build
 
 import llminspect as li
-import llminspect.analysis.by_hand as by_hand
+import llminspect.analysis.by_hand.decoder as by_hand
 from llminspect import errors, views
 from llminspect.models.registry import model_directory
 
-SPECIES = {species.name: species for species in ZOO}
 
-
-@pytest.fixture(scope="module")
-def zoo_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    return lambda name: build(SPECIES[name], root / name) if not (root / name).exists() else root / name
-
-
-def test_a_by_hand_walk_that_misses_the_forward_pass_is_refused(zoo_folder, monkeypatch):
-    m = li.load(str(zoo_folder("qwen2")))  # sliding windows on some layers only
+def test_a_by_hand_walk_that_misses_the_forward_pass_is_refused(tiny, monkeypatch):
+    m = li.load(str(tiny("qwen2")))  # sliding windows on some layers only
     assert len(m.walk("happy bird eats the mouse", how="by hand")) > 10
     original = by_hand._layer_masks
 
@@ -51,24 +42,24 @@ def test_the_encoder_walk_ends_on_its_pooled_output(encoder):
         torch.testing.assert_close(walk[-1].output, pooled, atol=1e-6, rtol=1e-5)  # tanh included
 
 
-def test_a_decoder_saved_without_its_head_is_a_decoder_without_invented_weights(zoo_folder):
-    m = li.load(str(zoo_folder("llama-no-head")))
+def test_a_decoder_saved_without_its_head_is_a_decoder_without_invented_weights(tiny):
+    m = li.load(str(tiny("llama-no-head")))
     assert m.family == "decoder" and not m.has_lm_head
     assert m.trace("happy bird").logits is None
     with pytest.raises(errors.FamilyError, match="saved without its language-model head"):
         m.next_tokens("happy bird")
 
 
-def test_a_folder_without_tokenizer_files_says_so(zoo_folder, tmp_path):
-    for path in zoo_folder("gpt2").iterdir():
+def test_a_folder_without_tokenizer_files_says_so(tiny, tmp_path):
+    for path in tiny("gpt2").iterdir():
         if path.name in ("config.json", "model.safetensors", "generation_config.json"):
             shutil.copy(path, tmp_path / path.name)
     with pytest.raises(errors.ModelFileError, match="no tokenizer files"):
         li.load(str(tmp_path))
 
 
-def test_a_cut_safetensors_file_is_refused_before_loading(zoo_folder, tmp_path):
-    for path in zoo_folder("gpt2").iterdir():
+def test_a_cut_safetensors_file_is_refused_before_loading(tiny, tmp_path):
+    for path in tiny("gpt2").iterdir():
         shutil.copy(path, tmp_path / path.name)
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
@@ -117,20 +108,24 @@ def test_a_missing_or_foreign_audio_file_is_named(whisper, tmp_path):
 
 
 WRONG = [
-    ("tokens", "text"), ("token_table", 3), ("compare", {"a": "b"}), ("healing", None), ("layer_similarity", []),
-    ("projection", {}), ("neighbours", "king"), ("rankings", []), ("attention", "a trace"),
-    ("audio_cross_attention", None), ("importance", torch.zeros(3)), ("compare_methods", [1, 2]),
-    ("outline", "model"), ("steps_table", []), ("walk", "walk"), ("residual_stream", None), ("logit_lens", "lens"),
-    ("answer_rank", None), ("rotary", 1.0), ("sampling", "decoder"), ("tree", [None]), ("surprisal", "text"),
+    ("views", "tokens", "text"), ("views", "token_table", 3), ("views", "compare", {"a": "b"}),
+    ("views", "healing", None), ("views", "layer_similarity", []), ("views", "projection", {}),
+    ("views", "neighbours", "king"), ("views", "rankings", []), ("views", "attention", "a trace"),
+    ("views", "bertviz", "a trace"), ("views", "audio_cross_attention", None), ("views", "importance", torch.zeros(3)),
+    ("views", "compare_methods", [1, 2]), ("views", "outline", "model"), ("views", "steps_table", []),
+    ("views", "residual_stream", None), ("views", "logit_lens", "lens"), ("views", "answer_rank", None),
+    ("views", "rotary", 1.0), ("views", "tree", [None]), ("views", "surprisal", "text"),
+    ("labs", "walk", "walk"), ("labs", "sampling", "decoder"), ("labs", "attention", None),
+    ("labs", "importance", "decoder"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("view", "wrong"), WRONG, ids=[name for name, _ in WRONG])
-def test_views_say_what_they_draw_when_given_something_else(view, wrong):
-    with pytest.raises(errors.WrongDataError, match="views.\\w+ draws .* \\(from .*\\), not a"):
-        getattr(views, view)(wrong)
+@pytest.mark.parametrize(("where", "name", "wrong"), WRONG, ids=[f"{w}.{n}" for w, n, _ in WRONG])
+def test_views_and_labs_say_what_they_draw_when_given_something_else(where, name, wrong):
+    with pytest.raises(errors.WrongDataError, match=f"{where}.{name} draws .* \\(from .*\\), not a"):
+        getattr(getattr(li, where), name)(wrong)
 
 
 def test_a_trace_given_to_the_lens_view_names_the_lens(decoder):
-    with pytest.raises(errors.WrongDataError, match="draws a LogitLens .*lens.logit_lens.*not a Trace"):
+    with pytest.raises(errors.WrongDataError, match="draws a LogitLens .*m.lens.*not a Trace"):
         views.logit_lens(decoder.trace("The capital of France is"))

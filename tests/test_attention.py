@@ -9,13 +9,13 @@ import re
 import numpy as np
 import pytest
 import torch
-import transformers
 
 import llminspect as li
 from llminspect.analysis import attention as att
+from llminspect.analysis import masks
 from llminspect.errors import FamilyError, InputError
+from llminspect.labs.attention import MEAN, AttentionExplorer
 from llminspect.models.registry import sample_audio
-from llminspect.views.attention import MEAN, AttentionExplorer
 from llminspect.views.bertviz_offline import loader_html
 
 
@@ -58,36 +58,25 @@ def test_kv_groups_match_transformers_repeat_kv():
         att.kv_groups(9, 2)
 
 
-def test_sliding_window_mask_is_the_one_mistral_applies():
-    torch.manual_seed(0)
-    config = transformers.MistralConfig(
-        vocab_size=50,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        sliding_window=3,
-        attn_implementation="eager",
-    )
-    model = transformers.MistralForCausalLM(config).eval()
+def test_sliding_window_mask_is_the_one_mistral_applies(tiny):
+    model = li.load(tiny("mistral", num_hidden_layers=1, sliding_window=3)).model
     with torch.no_grad():
         weights = model(torch.arange(1, 11)[None], output_attentions=True).attentions[0][0]
     for head in weights:
-        assert torch.equal(head > 0, att.sliding_window_mask(10, 3))
-    assert att.sliding_window_mask(10, 3).sum(-1).max() == 3  # w keys, itself included: not w + 1
+        assert torch.equal(head > 0, masks.sliding_window_mask(10, 3))
+    assert masks.sliding_window_mask(10, 3).sum(-1).max() == 3  # w keys, itself included: not w + 1
     with pytest.raises(InputError):
-        att.sliding_window_mask(5, 0)
+        masks.sliding_window_mask(5, 0)
 
 
 def test_causal_and_padding_masks_match_real_models(decoder, encoder):
     tr = decoder.trace("The quick brown fox jumps")
-    assert torch.equal(tr.attentions[0, 0] > 0, att.causal_mask(len(tr.tokens)))
+    assert torch.equal(tr.attentions[0, 0] > 0, masks.causal_mask(len(tr.tokens)))
     batch = encoder.tokenizer(["a quick test sentence here", "short"], padding=True, return_tensors="pt")
     with torch.no_grad():
         weights = encoder.model(**batch, output_attentions=True).attentions[0]
     lengths = batch.attention_mask.sum(-1).tolist()
-    keys = att.padding_mask(lengths)
+    keys = masks.padding_mask(lengths)
     assert torch.equal(batch.attention_mask.bool(), keys)
     assert torch.all(weights[1][:, :, ~keys[1]] == 0)  # nobody attends to padding
 
@@ -119,8 +108,8 @@ def test_whisper_alignment_follows_the_speech(whisper):
 
 def test_bertviz_views_are_offline_and_escaped(encoder):
     tr = encoder.trace("The quick brown fox <script>alert(1)</script>")
-    for style in ("bertviz-head", "bertviz-model"):
-        html = li.views.attention(tr, style=style).to_html()
+    for view in ("head", "model"):
+        html = li.views.bertviz(tr, view=view).to_html()
         assert not re.search(r"<script[^>]*src\s*=\s*['\"]?https?://", html)
         assert "cdnjs" not in html
         assert "https://d3js.org v5.7.0" in html and "jQuery v2.2.4" in html and "RequireJS 2.3.6" in html
@@ -132,17 +121,31 @@ def test_bertviz_views_are_offline_and_escaped(encoder):
 
 def test_bertviz_refuses_what_it_cannot_draw(decoder, whisper):
     long = decoder.trace("word " * 320)
-    with pytest.raises(InputError, match="style='explorer'"):
-        li.views.attention(long, style="bertviz")
+    with pytest.raises(InputError, match="too many for bertviz.*li.labs.attention"):
+        li.views.bertviz(long)
     with pytest.raises(InputError, match="1,500 audio positions"):
-        li.views.attention(whisper.trace(sample_audio("hello_world")), style="bertviz")
-    with pytest.raises(InputError, match="choose"):
-        li.views.attention(long, style="pretty")
+        li.views.bertviz(whisper.trace(sample_audio("hello_world")))
+    with pytest.raises(InputError, match="'head' and a 'model' view"):
+        li.views.bertviz(long, view="pretty")
+
+
+def test_one_head_as_a_figure(decoder, toy):
+    tr = decoder.trace("The animal didn't cross the street because it was too tired")
+    np.testing.assert_allclose(li.views.attention(tr, layer=13, head=8).data[0].z, tr.attentions[13, 8].numpy())
+    mean = li.views.attention(tr, layer=13, head="mean")
+    np.testing.assert_allclose(mean.data[0].z, tr.attentions[13].mean(0).numpy(), rtol=1e-6)
+    assert "mean of all heads (averaged)" in mean.layout.title.text
+    translation = toy.trace("happy bird eats small mouse")
+    cross = li.views.attention(translation, part="cross-attention", layer=1, head=2)
+    np.testing.assert_allclose(cross.data[0].z, translation.cross_attentions[1, 2].numpy())
+    for wrong, match in (({"layer": 30}, "layers 0 to 29"), ({"head": 9}, "heads 0 to 8"), ({"part": "x"}, "part=")):
+        with pytest.raises(InputError, match=match):
+            li.views.attention(tr, **wrong)
 
 
 def test_explorer_shows_the_selected_head_and_token(decoder):
     tr = decoder.trace("The animal didn't cross the street because it was too tired")
-    explorer = li.views.attention(tr, layer=13, head=8)
+    explorer = li.labs.attention(tr, layer=13, head=8)
     assert isinstance(explorer, AttentionExplorer)
     np.testing.assert_allclose(explorer.matrix.data[0].z, tr.attentions[13, 8].numpy())
     assert "key/value head 2, shared by query heads 6, 7, 8" in explorer.note.value
@@ -165,7 +168,7 @@ def test_explorer_shows_the_selected_head_and_token(decoder):
 
 def test_explorer_parts_of_an_encoder_decoder(toy):
     tr = toy.trace("happy bird eats small mouse")
-    explorer = li.views.attention(tr, part="cross-attention", layer=1, head="mean")
+    explorer = li.labs.attention(tr, part="cross-attention", layer=1, head="mean")
     assert list(explorer.part.options) == ["encoder self-attention", "decoder self-attention", "cross-attention"]
     np.testing.assert_allclose(explorer.matrix.data[0].z, tr.cross_attentions[1].mean(0).numpy(), rtol=1e-6)
     explorer.part.value = "encoder self-attention"
@@ -177,13 +180,13 @@ def test_explorer_parts_of_an_encoder_decoder(toy):
 
 def test_masks_and_kv_pictures_draw_the_computed_masks():
     fig = li.views.masks(n=6, window=2, lengths=(6, 4))
-    assert np.array_equal(np.array(fig.data[0].z), att.causal_mask(6).int().numpy())
-    assert np.array_equal(np.array(fig.data[2].z), att.sliding_window_mask(6, 2).int().numpy())
+    assert np.array_equal(np.array(fig.data[0].z), masks.causal_mask(6).int().numpy())
+    assert np.array_equal(np.array(fig.data[2].z), masks.sliding_window_mask(6, 2).int().numpy())
     assert np.array(fig.data[1].z)[:, 4:].sum() == 0  # padding columns
     assert "i−2 < j ≤ i (2 keys)" in fig.layout.annotations[2].text
     grid = li.views.kv_sharing(9, 3)
     assert np.array(grid.data[0].z).sum() == 9 and "9 query heads read 3 key/value heads" in grid.layout.title.text
-    slider_view = li.views.mask_explorer(n=8, window=3)
+    slider_view = li.labs.masks(n=8, window=3)
     slider, out = slider_view.children
     slider.value = 5
     drawn = out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["annotations"][2]["text"]

@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import llminspect as li
-from llminspect.analysis.sampling import Knobs, NextTokenLab
+from llminspect.analysis.sampling import Knobs
 from llminspect.errors import EmptyInputError, InputError, InputTooLongError, WrongModalityError
 
 ATTACKS = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "\"'><svg onload=alert(1)>", "&lt;b&gt;"]
@@ -111,15 +111,14 @@ BROKEN = st.builds(
 @given(text=BROKEN)
 @example(text="\ud83d\ude00")  # a surrogate *pair* written as two escapes: still not text
 def test_lone_surrogates_get_a_clear_error_everywhere(decoder, toy, encoder, text):
-    from llminspect.analysis.lens import logit_lens
 
     calls = [
         lambda: decoder.tokenize(text),
         lambda: decoder.trace(text),
         lambda: decoder.importance("The capital of France is", text),
-        lambda: logit_lens(decoder, "The capital of France is", answer=text),
+        lambda: decoder.lens("The capital of France is", answer=text),
         lambda: toy.trace("happy bird", text),
-        lambda: NextTokenLab(toy, text, source="happy bird"),
+        lambda: toy.lab(text, source="happy bird"),
         lambda: encoder.walk(text),
     ]
     for call in calls:
@@ -155,7 +154,7 @@ def in_range(name: str, value: float) -> bool:
 def test_knobs_outside_their_range_are_refused_by_name(decoder, name, value):
     value = int(value) if name == "top_k" and in_range(name, value) else value
     if in_range(name, value):
-        lab = NextTokenLab(decoder, "The capital of France is")
+        lab = decoder.lab("The capital of France is")
         final = lab.stages(Knobs(**{name: value}))[-1].probabilities
         assert torch.isfinite(final).all() and abs(float(final.sum()) - 1) < 1e-6
     else:

@@ -16,8 +16,9 @@ def test_import_is_lazy_and_fast():
     assert out[1:] == ["False", "False"]
 
 
-def test_public_api_is_exactly_four_names():
+def test_public_api_is_exactly_five_names():
     import llminspect as li
 
-    assert sorted(li.__all__) == ["Inspector", "LLMInspectError", "load", "views"]
+    assert sorted(li.__all__) == ["Inspector", "LLMInspectError", "labs", "load", "views"]
     assert callable(li.load) and isinstance(li.Inspector, type) and hasattr(li.views, "token_table")
+    assert hasattr(li.labs, "sampling") and not hasattr(li.views, "walk")  # live widgets are labs, views draw data

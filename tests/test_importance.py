@@ -8,12 +8,12 @@ import gc
 import numpy as np
 import pytest
 import torch
-import transformers
 
 import llminspect as li
 from llminspect import errors
 from llminspect.analysis.audio import read_wav
-from llminspect.analysis.importance import _encoder_embeddings, cost
+from llminspect.analysis.importance import cost
+from llminspect.analysis.importance.problems import _encoder_embeddings
 from llminspect.models.registry import sample_audio
 
 PROMPT = "The capital of France is"
@@ -97,7 +97,7 @@ def test_encoder_similarity_importance(encoder):
     from llminspect.analysis.embeddings import cosine_matrix, sentence_vectors
 
     a, b = "She plays the guitar every evening.", "Every night she practises her guitar."
-    result = encoder.importance(a, b)
+    result = encoder.importance(a, other=b)
     assert result.sources == ["she", "plays", "the", "guitar", "every", "evening", "."]
     assert result.f_input[0] == pytest.approx(float(cosine_matrix(sentence_vectors(encoder, [a, b]))[0, 1]), abs=1e-5)
     assert abs(result.delta[0]) < 0.01
@@ -116,25 +116,8 @@ def test_toy_importance_lands_on_the_aligned_source_word(toy):
 
 
 @pytest.mark.parametrize("kind", ["bart", "marian"])
-def test_encoder_embeddings_reproduce_the_encoder_input(kind):
-    torch.manual_seed(0)
-    common = {
-        "vocab_size": 20,
-        "d_model": 16,
-        "encoder_layers": 1,
-        "decoder_layers": 1,
-        "encoder_attention_heads": 2,
-        "decoder_attention_heads": 2,
-        "encoder_ffn_dim": 16,
-        "decoder_ffn_dim": 16,
-        "pad_token_id": 0,
-        "decoder_start_token_id": 0,
-        "scale_embedding": True,
-    }
-    model = {
-        "bart": lambda: transformers.BartForConditionalGeneration(transformers.BartConfig(**common)),
-        "marian": lambda: transformers.MarianMTModel(transformers.MarianConfig(**common)),
-    }[kind]().eval()
+def test_encoder_embeddings_reproduce_the_encoder_input(kind, tiny):
+    model = li.load(tiny(kind, tokenizer="words", scale_embedding=True)).model
     ids = torch.tensor([[3, 4, 5, 1]])
     embeds = _encoder_embeddings(model, ids)
     with torch.no_grad():
@@ -175,15 +158,19 @@ def current_rss_mb() -> float:
         return int(handle.read().split()[1]) * 4096 / 2**20
 
 
+@pytest.mark.slow
 def test_twenty_calls_do_not_grow_memory(decoder):
+    def both() -> None:  # a gradient method (gradients left behind?) and a perturbation one (cached forwards kept?)
+        decoder.importance(PROMPT, " Paris", n_steps=4, internal_batch_size=4)
+        decoder.importance(PROMPT, " Paris", "feature_ablation")  # 6 forwards, ~1 MB of logits each
+
     for _ in range(3):  # warm up allocator caches
-        decoder.importance(PROMPT, " Paris")
-    gc.collect()
+        both()
     before = current_rss_mb()
     for _ in range(20):
-        decoder.importance(PROMPT, " Paris")
-    gc.collect()
+        both()
     assert current_rss_mb() - before < 40, f"memory grew by {current_rss_mb() - before:.0f} MB"
+    assert all(p.grad is None for p in decoder.model.parameters())
 
 
 def test_views_show_the_scores_and_the_honesty_checks(decoder, toy):
@@ -204,7 +191,7 @@ def test_views_show_the_scores_and_the_honesty_checks(decoder, toy):
 
 
 def test_lab_widget_lists_top_tokens_and_explains(decoder):
-    lab = li.views.importance_lab(decoder.next_tokens, decoder.importance, PROMPT, k=3)
+    lab = li.labs.importance(decoder, PROMPT, k=3)
     text, (target, method, button), result, _ = (
         lab.children[0],
         lab.children[1].children,

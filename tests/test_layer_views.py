@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 import llminspect as li
-from llminspect.analysis.lens import logit_lens
-from llminspect.analysis.rope import rotary
+from llminspect.analysis.outline import module_tree
+from llminspect.analysis.residual import residual_stream
+from llminspect.analysis.steps import Step, Walk
 from llminspect.analysis.tokens import Tokens
-from llminspect.analysis.walk import Step, Walk, module_tree, residual_stream
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -39,7 +39,7 @@ def test_steps_table_and_stepper_show_each_steps_numbers(decoder):
     table = li.views.steps_table(walk).body
     for step in walk.steps[:5]:
         assert f"{float(step.output.norm(dim=-1).mean()):.2f}</td>" in table
-    stepper = li.views.walk(walk)
+    stepper = li.labs.walk(walk)
     slider, info, output = stepper.children
     slider.value = 3
     assert html.escape(walk[3].name) in info.value and "[4, 576]" in info.value
@@ -51,13 +51,13 @@ def test_step_views_escape_token_and_step_text():
     tokens = Tokens(HOSTILE, [1, 2], [HOSTILE, "b"], [(0, 25), (25, 26)], [False, False], [HOSTILE.encode(), b"b"])
     walk = Walk("decoder", "hooks", tokens, [Step(HOSTILE, "embedding", HOSTILE, torch.ones(2, 3))])
     assert HOSTILE not in li.views.steps_table(walk).body
-    assert HOSTILE not in li.views.walk(walk).children[1].value
+    assert HOSTILE not in li.labs.walk(walk).children[1].value
     figure = li.views.layers.step_figure(walk[0], tokens.labels)
     assert HOSTILE not in figure.layout.title.text and HOSTILE not in str(figure.layout.yaxis.ticktext)
 
 
 def test_logit_lens_figure_draws_the_lens_numbers(decoder):
-    lens = logit_lens(decoder, "The capital of France is", answer=" Paris")
+    lens = decoder.lens("The capital of France is", answer=" Paris")
     figure = li.views.logit_lens(lens)
     np.testing.assert_allclose(np.array(figure.data[0].z), lens.top_probs.numpy(), rtol=1e-6)
     assert np.array(figure.data[0].customdata).tolist() == lens.answer_rank.tolist()
@@ -75,6 +75,6 @@ def test_residual_and_rotary_figures_draw_their_data(decoder):
     np.testing.assert_allclose(lines[0].y, stream.stream_norm[:, 0].numpy(), rtol=1e-6)
     bars = {trace.name: trace for trace in figure.data if trace.type == "bar"}
     np.testing.assert_allclose(bars["MLP"].y[0], float(stream.added_norm[1].mean()), rtol=1e-6)
-    rope = rotary(decoder, "The quick brown fox")
+    rope = decoder.rotary("The quick brown fox")
     drawn = li.views.rotary(rope)
     np.testing.assert_allclose(np.array(drawn.data[0].z), (rope.angles % (2 * np.pi)).numpy(), rtol=1e-6)

@@ -7,16 +7,14 @@ import math
 import pytest
 import torch
 
-from llminspect.analysis.lens import logit_lens
-from llminspect.analysis.rope import rotary
-from llminspect.analysis.walk import residual_stream
+from llminspect.analysis.residual import residual_stream
 from llminspect.errors import FamilyError, InputError
 
 PROMPT = "The capital of France is"
 
 
 def test_logit_lens_equals_rms_norm_and_tied_unembedding_by_hand(decoder):
-    lens = logit_lens(decoder, PROMPT, answer=" Paris")
+    lens = decoder.lens(PROMPT, answer=" Paris")
     ids = torch.tensor([decoder.tokenize(PROMPT).ids])
     with torch.no_grad():
         out = decoder.model(ids, output_hidden_states=True)
@@ -44,12 +42,12 @@ def test_logit_lens_equals_rms_norm_and_tied_unembedding_by_hand(decoder):
 def test_a_long_text_is_read_in_several_passes_with_the_same_result(decoder, monkeypatch):
     import llminspect.analysis.lens
 
-    whole = logit_lens(decoder, PROMPT, answer=" Paris")
+    whole = decoder.lens(PROMPT, answer=" Paris")
     monkeypatch.setattr(llminspect.analysis.lens, "LOGIT_BUDGET_BYTES", 4 * 5 * 49152 * 7)  # 7 layers a pass: 5 passes
     passes = []
     original = llminspect.analysis.lens.every_layer_logits
     monkeypatch.setattr(llminspect.analysis.lens, "every_layer_logits", lambda *a: passes.append(1) or original(*a))
-    chunked = logit_lens(decoder, PROMPT, answer=" Paris")
+    chunked = decoder.lens(PROMPT, answer=" Paris")
     assert len(passes) == 5
     assert chunked.top_ids.tolist() == whole.top_ids.tolist() and chunked.layers == whole.layers
     torch.testing.assert_close(chunked.top_probs, whole.top_probs, atol=1e-5, rtol=1e-4)
@@ -57,7 +55,7 @@ def test_a_long_text_is_read_in_several_passes_with_the_same_result(decoder, mon
 
 
 def test_logit_lens_reads_an_encoder_decoders_decoder(toy):
-    lens = logit_lens(toy, "happy bird eats mouse")
+    lens = toy.lens("happy bird eats mouse")
     assert lens.tokens.strings == ["<s>", "birdo", "gaja", "manghas", "muso", "</s>"]
     assert lens.top_tokens[-1][:5] == ["birdo", "gaja", "manghas", "muso", "</s>"]  # the model's own output, shifted
     assert lens.answer == "</s>"  # default: the final top guess at the last position
@@ -65,9 +63,9 @@ def test_logit_lens_reads_an_encoder_decoders_decoder(toy):
 
 def test_logit_lens_refuses_what_it_cannot_read(encoder, decoder):
     with pytest.raises(FamilyError, match="without a language-model head"):
-        logit_lens(encoder, PROMPT)
+        encoder.lens(PROMPT)
     with pytest.raises(InputError, match="tokens here"):
-        logit_lens(decoder, PROMPT, answer=" Parisiennes of old")
+        decoder.lens(PROMPT, answer=" Parisiennes of old")
 
 
 def rotate(vectors: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
@@ -78,7 +76,7 @@ def rotate(vectors: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
 
 
 def test_rotary_turns_each_pair_by_position_times_frequency(decoder):
-    rope = rotary(decoder, "The quick brown fox jumps over the lazy dog", layer=3, head=4)
+    rope = decoder.rotary("The quick brown fox jumps over the lazy dog", layer=3, head=4)
     theta = decoder.config.rope_parameters["rope_theta"] if hasattr(decoder.config, "rope_parameters") else 10000.0
     width = rope.query_before.shape[-1]
     expected = 1.0 / theta ** (torch.arange(0, width, 2, dtype=torch.float32) / width)
@@ -90,7 +88,7 @@ def test_rotary_turns_each_pair_by_position_times_frequency(decoder):
 
 
 def test_rotated_scores_depend_on_distance_only(decoder):
-    rope = rotary(decoder, "The quick brown fox", layer=0)
+    rope = decoder.rotary("The quick brown fox", layer=0)
     q, k = rope.query_before[1:2], rope.key_before[2:3]
     frequencies = rope.frequencies
 
@@ -103,7 +101,7 @@ def test_rotated_scores_depend_on_distance_only(decoder):
 
 def test_rotary_is_only_for_models_that_have_it(encoder):
     with pytest.raises(FamilyError, match="no rotary"):
-        rotary(encoder, "The quick brown fox")
+        encoder.rotary("The quick brown fox")
 
 
 def test_residual_stream_by_hand_and_by_hooks_agree(decoder):

@@ -7,66 +7,19 @@ import time
 import pytest
 import torch
 import transformers
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+from zoo import WORDS, word_tokenizer
 
 import llminspect as li
 from llminspect import errors
-from llminspect.models.loading import detect_family, resolve_device, resolve_dtype
+from llminspect.models.loading import resolve_device, resolve_dtype
+from llminspect.models.structure import detect_family
 
-WORDS = ["<pad>", "</s>", "<unk>", "<s>"] + "the a cat dog sees likes le la chat chien voit aime".split()
-
-
-def word_tokenizer() -> PreTrainedTokenizerFast:
-    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>"
-    )
-
-
-SMALL = {"vocab_size": len(WORDS), "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0}
-TEXT_SEQ2SEQ = {
-    "t5": lambda: transformers.T5ForConditionalGeneration(
-        transformers.T5Config(d_model=16, d_kv=4, d_ff=32, num_layers=2, num_decoder_layers=1, num_heads=4, **SMALL)
-    ),
-    "bart": lambda: transformers.BartForConditionalGeneration(
-        transformers.BartConfig(
-            d_model=16,
-            encoder_layers=2,
-            decoder_layers=1,
-            encoder_attention_heads=4,
-            decoder_attention_heads=4,
-            encoder_ffn_dim=32,
-            decoder_ffn_dim=32,
-            max_position_embeddings=20,
-            forced_eos_token_id=None,
-            **SMALL,
-        )
-    ),
-    "marian": lambda: transformers.MarianMTModel(
-        transformers.MarianConfig(
-            d_model=16,
-            encoder_layers=2,
-            decoder_layers=1,
-            encoder_attention_heads=4,
-            decoder_attention_heads=4,
-            encoder_ffn_dim=32,
-            decoder_ffn_dim=32,
-            max_position_embeddings=20,
-            **SMALL,
-        )
-    ),
+# tiny word-level models (tests/zoo.py): 1 decoder layer, the decoder starts from <pad> (id 0)
+SEQ2SEQ_OPTIONS = {
+    "t5": {"num_decoder_layers": 1},
+    "bart": {"decoder_layers": 1, "forced_eos_token_id": None},
+    "marian": {"decoder_layers": 1},
 }
-
-
-def save_random(tmp_path, build) -> str:
-    torch.manual_seed(0)
-    model = build()
-    model.save_pretrained(tmp_path)
-    word_tokenizer().save_pretrained(tmp_path)
-    return str(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -88,10 +41,10 @@ def test_family_comes_from_the_config(config, family):
     assert detect_family(config) == family
 
 
-@pytest.mark.parametrize("kind", sorted(TEXT_SEQ2SEQ))
-def test_text_encoder_decoders_load_from_a_folder_and_trace(tmp_path, kind):
-    folder = save_random(tmp_path, TEXT_SEQ2SEQ[kind])
-    m = li.load(folder, device="cpu")
+@pytest.mark.parametrize("kind", sorted(SEQ2SEQ_OPTIONS))
+def test_text_encoder_decoders_load_from_a_folder_and_trace(tiny, kind):
+    folder = tiny(kind, tokenizer="words", decoder_start_token_id=0, **SEQ2SEQ_OPTIONS[kind])
+    m = li.load(str(folder), device="cpu")
     assert m.family == "encoder-decoder" and m.modality == "text"
     tr = m.trace("the cat sees a dog", target="le chat voit chien")
     assert tr.source.strings == ["the", "cat", "sees", "a", "dog", "</s>"]
@@ -115,36 +68,21 @@ def test_text_encoder_decoders_load_from_a_folder_and_trace(tmp_path, kind):
     assert generated.tokens.ids[0] == 0 and 2 <= len(generated.tokens) <= 5
 
 
-def test_decoder_and_masked_encoder_from_folders(tmp_path):
-    gpt2 = save_random(
-        tmp_path / "gpt2",
-        lambda: transformers.GPT2LMHeadModel(
-            transformers.GPT2Config(vocab_size=len(WORDS), n_embd=16, n_layer=2, n_head=2, n_positions=8)
-        ),
-    )
-    m = li.load(gpt2, device="cpu")
+def test_decoder_and_masked_encoder_from_folders(tiny):
+    m = li.load(str(tiny("gpt2", tokenizer="words", n_positions=8)), device="cpu")
     tr = m.trace("the cat sees a dog")
-    assert m.family == "decoder" and tr.attentions.shape == (2, 2, 6, 6) and tr.logits.shape == (6, len(WORDS))
+    assert m.family == "decoder" and tr.attentions.shape == (2, 4, 6, 6) and tr.logits.shape == (6, len(WORDS))
     with pytest.raises(errors.InputTooLongError, match="at most 8"):
         m.trace("the cat sees a dog the cat sees a dog")
-    bert = save_random(
-        tmp_path / "bert",
-        lambda: transformers.BertForMaskedLM(
-            transformers.BertConfig(
-                vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32
-            )
-        ),
-    )
-    m = li.load(bert, device="cpu")
+    m = li.load(str(tiny("bert-mlm", tokenizer="words")), device="cpu")
     assert m.family == "encoder" and m.trace("the cat").logits.shape == (3, len(WORDS))
 
 
-def test_sdpa_models_handed_to_an_inspector_are_switched_to_eager(tmp_path):
-    model = transformers.GPT2LMHeadModel(
-        transformers.GPT2Config(vocab_size=len(WORDS), n_embd=16, n_layer=1, n_head=2, attn_implementation="sdpa")
-    )
+def test_sdpa_models_handed_to_an_inspector_are_switched_to_eager(tiny):
+    folder = tiny("gpt2", tokenizer="words")
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="sdpa")
     m = li.Inspector(model, word_tokenizer())
-    assert m.trace("the cat").attentions.shape == (1, 2, 3, 3)
+    assert m.trace("the cat").attentions.shape == (2, 4, 3, 3)
 
 
 def test_unknown_name_offline_fails_fast_and_lists_the_embedded_models(monkeypatch):

@@ -78,14 +78,14 @@ def test_full_load_times_layers_quietly(decoder, capsys):
     assert len(decoder.layer_timing.seconds) == 30
 
 
-def test_offload_options_are_checked(tmp_path):
+def test_offload_options_are_checked(tmp_path, tiny):
     with pytest.raises(LLMInspectError, match="'disk'"):
         li.load("decoder", offload="gpu")
     with pytest.raises(LLMInspectError, match="not both"):
         li.load("decoder", offload="disk", device_map="auto")
-    config = transformers.GPT2Config(vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=16)
-    config.save_pretrained(tmp_path)
-    torch.save(transformers.GPT2LMHeadModel(config).state_dict(), tmp_path / "pytorch_model.bin")
+    model = li.load(tiny("gpt2")).model
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(ModelFileError, match="safetensors"):
         li.load(str(tmp_path), offload="disk")
 
@@ -98,8 +98,9 @@ def test_device_map_auto_on_a_cpu_machine_places_everything_on_the_cpu():
 
 
 def test_streamed_open_leaves_blocks_in_the_files_for_every_embedded_model():
-    from llminspect.models.loading import _model_class, detect_family, quiet_transformers
+    from llminspect.models.loading import _model_class, quiet_transformers
     from llminspect.models.streaming import open_streamed
+    from llminspect.models.structure import detect_family
 
     for name in ("encoder", "decoder", "encoder-decoder", "toy-seq2seq"):
         folder = model_directory(name)
@@ -114,7 +115,7 @@ def test_streamed_open_leaves_blocks_in_the_files_for_every_embedded_model():
         assert on_disk and all(any(n.startswith(k + ".") for k, w in plan.items() if w == "disk") for n in on_disk)
 
 
-def test_checkpoints_with_other_tensor_names_fall_back_to_from_pretrained(tmp_path, decoder, monkeypatch):
+def test_checkpoints_with_other_tensor_names_fall_back_to_from_pretrained(tmp_path, tiny, monkeypatch):
     import llminspect.models.loading
 
     opened = []
@@ -123,11 +124,10 @@ def test_checkpoints_with_other_tensor_names_fall_back_to_from_pretrained(tmp_pa
     monkeypatch.setattr(loading, "open_streamed", lambda *a: opened.append(original(*a)) or opened[-1])
     from safetensors.torch import load_file, save_file
 
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=49152, n_embd=32, n_layer=2, n_head=2, n_positions=64)
-    model = transformers.GPT2LMHeadModel(config).eval()
+    full = li.load(tiny("gpt2"))
+    model = full.model
     model.save_pretrained(tmp_path)
-    decoder.tokenizer.save_pretrained(tmp_path)
+    full.tokenizer.save_pretrained(tmp_path)
     tensors = load_file(tmp_path / "model.safetensors")  # old GPT-2 files name tensors without "transformer."
     save_file({k.removeprefix("transformer."): v for k, v in tensors.items()}, tmp_path / "model.safetensors")
     streamed = li.load(str(tmp_path), offload="disk")

@@ -15,14 +15,12 @@ from llminspect.models.registry import model_directory
 
 
 @pytest.fixture()
-def pickle_folder(tmp_path, decoder):
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(vocab_size=49152, n_embd=16, n_layer=1, n_head=2, n_positions=32)
-    model = transformers.GPT2LMHeadModel(config).eval()
-    config.save_pretrained(tmp_path)
-    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
-    decoder.tokenizer.save_pretrained(tmp_path)
-    return tmp_path, model
+def pickle_folder(tmp_path, tiny):
+    m = li.load(tiny("gpt2", n_layer=1))
+    m.model.config.save_pretrained(tmp_path)
+    torch.save(m.model.state_dict(), tmp_path / "pytorch_model.bin")
+    m.tokenizer.save_pretrained(tmp_path)
+    return tmp_path, m.model
 
 
 def test_pickle_checkpoints_are_refused_unless_allowed(pickle_folder):

@@ -50,7 +50,7 @@ def test_healing_renormalizes_over_tokens_that_start_with_the_removed_text(decod
 
 
 def test_healing_and_next_tokens_need_a_decoder(encoder, decoder):
-    with pytest.raises(errors.FamilyError, match="needs a decoder"):
+    with pytest.raises(errors.FamilyError, match="works for decoder models; encoder is from the encoder family"):
         encoder.heal("The url is http:")
     with pytest.raises(errors.FamilyError, match="encoder family"):
         encoder.next_tokens("The url is")
@@ -64,7 +64,7 @@ def test_healing_and_next_tokens_need_a_decoder(encoder, decoder):
 
 from transformers import GenerationConfig  # noqa: E402
 
-from llminspect.analysis.sampling import Knobs, NextTokenLab, apply_knobs, branches, surprisal  # noqa: E402
+from llminspect.analysis.sampling import Knobs, apply_knobs  # noqa: E402
 from llminspect.models.registry import sample_audio  # noqa: E402
 
 AI = "The best thing about AI is its ability to"
@@ -126,7 +126,7 @@ def test_final_distribution_is_what_generate_samples_from(decoder, knobs):
 
 
 def test_the_labs_cached_logits_are_a_plain_forward_pass(decoder):
-    lab = NextTokenLab(decoder, AI)
+    lab = decoder.lab(AI)
     raw, _ = generate_step(decoder, Knobs())
     # separate forward passes (generate adds an attention mask): equal within float32 rounding
     torch.testing.assert_close(lab.logits, raw.float(), atol=1e-4, rtol=1e-5)
@@ -134,7 +134,7 @@ def test_the_labs_cached_logits_are_a_plain_forward_pass(decoder):
 
 
 def test_each_stage_reports_entropy_and_kept_set(decoder):
-    stages = NextTokenLab(decoder, AI).stages(Knobs(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05))
+    stages = decoder.lab(AI).stages(Knobs(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05))
     assert [s.name for s in stages] == ["model", "temperature 0.7", "top-k 50", "top-p 0.9", "min-p 0.05"]
     for stage in stages:
         p = stage.probabilities[stage.probabilities > 0]
@@ -145,7 +145,7 @@ def test_each_stage_reports_entropy_and_kept_set(decoder):
 
 
 def test_seeds_reproduce_and_steps_follow_generate(decoder):
-    lab = NextTokenLab(decoder, "The capital of France is")
+    lab = decoder.lab("The capital of France is")
     knobs = Knobs(temperature=1.0)
     assert lab.sample(knobs, seed=3) == lab.sample(knobs, seed=3)
     assert len({lab.sample(knobs, seed=s) for s in range(20)}) > 1
@@ -159,7 +159,7 @@ def test_seeds_reproduce_and_steps_follow_generate(decoder):
 
 
 def test_branches_multiply_step_probabilities(decoder):
-    tree = branches(decoder, "The capital of France is", width=2, depth=2)
+    tree = decoder.branches("The capital of France is", width=2, depth=2)
     assert len(tree) == 4 and tree[0].tokens == [" Paris", "."]
     ids = decoder.tokenizer("The capital of France is").input_ids
     paris, dot = (decoder.tokenizer(t, add_special_tokens=False).input_ids[0] for t in (" Paris", "."))
@@ -169,12 +169,12 @@ def test_branches_multiply_step_probabilities(decoder):
     assert tree[0].probability == pytest.approx(float(p1 * p2), rel=1e-5)
     assert [b.probability for b in tree] == sorted((b.probability for b in tree), reverse=True)
     with pytest.raises(errors.InputError, match="small"):
-        branches(decoder, "x y", width=10, depth=5)
+        decoder.branches("x y", width=10, depth=5)
 
 
 def test_perplexity_is_exp_of_the_language_model_loss(decoder):
     text = "The capital of France is Paris."
-    result = surprisal(decoder, text)
+    result = decoder.surprisal(text)
     ids = decoder.tokenizer(text, return_tensors="pt").input_ids
     with torch.no_grad():
         loss = decoder.model(input_ids=ids, labels=ids).loss
@@ -184,18 +184,18 @@ def test_perplexity_is_exp_of_the_language_model_loss(decoder):
 
 
 def test_knobs_on_the_decoder_side_of_encoder_decoders(toy, whisper):
-    lab = NextTokenLab(toy, "", source="happy bird eats mouse")
+    lab = toy.lab("", source="happy bird eats mouse")
     for _ in range(4):
         lab.append(int(lab.stages(Knobs(temperature=0))[-1].probabilities.argmax()), "greedy")
     assert lab.text == "birdo gaja manghas muso"
-    speech = NextTokenLab(whisper, "The quick", source=sample_audio("quick_brown_fox"))
+    speech = whisper.lab("The quick", source=sample_audio("quick_brown_fox"))
     assert whisper.tokenizer.decode([int(speech.logits.argmax())]) == " brown"
     with pytest.raises(errors.InputError, match="source="):
-        NextTokenLab(toy, "birdo")
+        toy.lab("birdo")
 
 
 def test_sampling_widget_redraws_on_cached_logits(decoder, monkeypatch):
-    widget = li.views.sampling(decoder, AI)
+    widget = li.labs.sampling(decoder, AI)
     lab = widget.lab
     forwards = []
     monkeypatch.setattr(lab, "_refresh", lambda: forwards.append(1))  # a slider must not run the model
@@ -214,5 +214,5 @@ def test_sampling_widget_redraws_on_cached_logits(decoder, monkeypatch):
 
 
 def test_sampling_needs_a_next_token_model(encoder):
-    with pytest.raises(errors.FamilyError, match="does not predict next tokens"):
-        NextTokenLab(encoder, "hello")
+    with pytest.raises(errors.FamilyError, match="works for decoder models and encoder-decoder models"):
+        encoder.lab("hello")

@@ -17,7 +17,6 @@ from llminspect.analysis.audio import read_wav
 from llminspect.models.registry import ASSETS, EMBEDDED, sample_audio, source_path
 from llminspect.teaching import toy_task
 
-pytestmark = pytest.mark.slow
 CLOSE = {"atol": 1e-5, "rtol": 1e-4}
 
 
@@ -71,6 +70,7 @@ def test_decoder_trace_matches_raw_forward_and_knows_paris(decoder):
     assert probs.max().item() == pytest.approx(0.7725, abs=0.005)
 
 
+@pytest.mark.slow
 def test_cached_decoder_equals_loading_the_gguf_file(decoder):
     from transformers import AutoModelForCausalLM
 

@@ -12,7 +12,7 @@ import torch
 import llminspect as li
 from llminspect.analysis import embeddings as emb
 from llminspect.errors import LLMInspectError
-from llminspect.views.debounce import debounced
+from llminspect.labs.display import debounced
 
 HOSTILE = "<script>alert('x')</script> <img src=x onerror=alert(1)> &lt;b&gt; \"quoted\" 🦜"
 
@@ -72,7 +72,7 @@ def test_healing_view_shows_the_numbers(decoder):
 
 
 def test_live_widget_updates_on_typing(decoder, encoder):
-    widget = li.views.live({"decoder": decoder.tokenize, "encoder": encoder.tokenize}, "hello")
+    widget = li.labs.tokenizers({"decoder": decoder, "encoder": encoder}, "hello")
     box, output = widget.children
     assert "decoder" in output.value and "1 tokens" in output.value  # "hello" is one decoder token
     box.value = "hello world 🦜"  # no running event loop here: the update runs at once
@@ -128,4 +128,4 @@ def test_save_writes_offline_html_for_html_views_and_plotly(tmp_path, decoder):
     text = (tmp_path / "fig.html").read_text()
     assert "plotly" in text and not re.search(r"<script[^>]+src=['\"]?https?://", text)
     with pytest.raises(LLMInspectError, match="cannot be saved"):
-        li.views.save(li.views.live(decoder.tokenize, "hi"), tmp_path / "live.html")
+        li.views.save(li.labs.tokenizers(decoder, "hi"), tmp_path / "live.html")

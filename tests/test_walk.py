@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, MistralConfig, MistralForCausalLM
 
 import llminspect as li
-from llminspect.analysis.by_hand import causal_mask
-from llminspect.analysis.walk import block_lists, kind_of
+from llminspect.analysis.by_hand import walk_by_hand
+from llminspect.analysis.by_hand.recorder import decoder_mask
 from llminspect.errors import FamilyError, InputError
 from llminspect.models.registry import sample_audio
+from llminspect.models.structure import block_lists, kind_of
 
 CLOSE = {"atol": 2e-5, "rtol": 1e-4}
 TEXT = "The quick brown fox jumps over the lazy dog"
@@ -23,8 +23,7 @@ TEXT = "The quick brown fox jumps over the lazy dog"
 def raw_forward(m, source, target=None):
     """The model's own forward pass on the inputs llminspect would feed it."""
     if m.family == "encoder-decoder":
-        _, encoder_inputs, tokens, _ = m.encoder_decoder_inputs(source, target)
-        inputs = {**encoder_inputs, "decoder_input_ids": torch.tensor([tokens.ids])}
+        inputs = m.inputs(source, target).tensors
     else:
         inputs = {"input_ids": torch.tensor([m.tokenize(source).ids])}
     with torch.no_grad():
@@ -51,14 +50,16 @@ def test_walk_ends_on_the_forward_pass_hidden_state_and_logits(encoder, decoder,
 
 def test_by_hand_llama_names_every_part_of_a_block_in_order(decoder):
     walk = decoder.walk(TEXT, how="by hand")
-    assert [s.name for s in walk.find(layer=0)] == [
-        "layer 0 · input_layernorm",
-        "layer 0 · self-attention",
-        "layer 0 · residual add (attention)",
-        "layer 0 · post_attention_layernorm",
-        "layer 0 · mlp",
-        "layer 0 · residual add (MLP)",
-    ]
+    assert [s.name.removeprefix("layer 0 · ") for s in walk.find(layer=0)] == [
+        "input_layernorm",
+        "q_proj", "k_proj", "v_proj", "q turned by RoPE", "k turned by RoPE", "scores q·kᵀ/√d",
+        "attention weights: softmax(scores + mask)", "weights·v, heads joined",
+        "self-attention",
+        "residual add (attention)",
+        "post_attention_layernorm",
+        "mlp",
+        "residual add (MLP)",
+    ]  # fmt: skip
     tokens = len(decoder.tokenize(TEXT))
     assert walk["embed_tokens"].output_shape == (tokens, 576)
     assert walk["lm_head"].output_shape == (tokens, 49152)
@@ -66,6 +67,19 @@ def test_by_hand_llama_names_every_part_of_a_block_in_order(decoder):
     add = walk["layer 0 · residual add (attention)"]
     torch.testing.assert_close(add.output, walk["embed_tokens"].output + walk["layer 0 · self-attention"].output)
     assert add.added is not None and add.stream
+
+
+def test_the_written_out_attention_is_the_models_own(decoder):
+    walk = decoder.walk(TEXT, how="by hand")
+    with torch.no_grad():
+        out = decoder.model(torch.tensor([decoder.tokenize(TEXT).ids]), output_attentions=True)
+    for layer in (0, 17, 29):  # softmax(q·kᵀ/√d + mask), 9 heads, equal to what eager attention reports
+        weights = walk[f"layer {layer} · attention weights: softmax(scores + mask)"].output
+        torch.testing.assert_close(weights, out.attentions[layer][0], **CLOSE)
+    scores = walk["layer 0 · scores q·kᵀ/√d"].output
+    q, k = walk["layer 0 · q turned by RoPE"].output, walk["layer 0 · k turned by RoPE"].output
+    assert q.shape == (9, len(decoder.tokenize(TEXT)), 64) and k.shape[0] == 3  # 9 query heads share 3 key/value heads
+    torch.testing.assert_close(scores[4], q[4] @ k[4 // 3].T / 8.0, **CLOSE)  # head 4 reads key/value head 1
 
 
 def test_hooked_blocks_carry_the_hidden_states_transformers_reports(decoder):
@@ -92,21 +106,13 @@ def test_the_mask_matters_a_walk_without_it_lets_tokens_see_the_future(decoder):
 
 
 def test_causal_mask_with_a_sliding_window_keeps_w_keys():
-    allowed = causal_mask(5, torch.float32, "cpu", window=2)[0, 0].eq(0)
+    allowed = decoder_mask(5, torch.float32, "cpu", window=2)[0, 0].eq(0)
     assert allowed.sum(dim=1).tolist() == [1, 2, 2, 2, 2]
     assert allowed[4].tolist() == [False, False, False, True, True]
 
 
-def test_by_hand_follows_a_sliding_window_model():
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, sliding_window=3, max_position_embeddings=64,
-    )  # fmt: skip
-    model = MistralForCausalLM(config).eval()
-    model.set_attn_implementation("eager")
-    from llminspect.analysis.by_hand import walk_by_hand
-
+def test_by_hand_follows_a_sliding_window_model(tiny):
+    model = li.load(tiny("mistral", sliding_window=3)).model
     ids = torch.randint(0, 100, (1, 12))
     steps, logits = walk_by_hand(model, {"input_ids": ids})
     with torch.no_grad():
@@ -117,14 +123,8 @@ def test_by_hand_follows_a_sliding_window_model():
     assert (without_window[-1] - logits[-1]).abs().max() > 1e-3
 
 
-def tiny_gpt2():
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=49152, n_embd=32, n_layer=2, n_head=4, n_positions=64)
-    return GPT2LMHeadModel(config).eval()
-
-
-def test_hooks_walk_any_architecture_and_by_hand_refuses_clearly(decoder):
-    m = li.Inspector(tiny_gpt2(), decoder.tokenizer, name="tiny-gpt2")
+def test_hooks_walk_any_architecture_and_by_hand_refuses_clearly(tiny):
+    m = li.load(tiny("gpt2"))
     walk = m.walk(TEXT)
     names = [s.name for s in walk]
     assert names[:2] == ["wte", "wpe"] and names[-2:] == ["ln_f", "lm_head"]

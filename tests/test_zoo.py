@@ -16,18 +16,17 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from zoo import ZOO, build
+from zoo import ZOO
 
 import llminspect as li
 from llminspect import views
 from llminspect.analysis.anatomy import anatomy
-from llminspect.analysis.lens import logit_lens
-from llminspect.analysis.rope import rotary
-from llminspect.analysis.sampling import Knobs, NextTokenLab, apply_knobs
-from llminspect.analysis.walk import block_lists, module_tree, residual_stream
+from llminspect.analysis.residual import residual_stream
+from llminspect.analysis.sampling import Knobs, apply_knobs
 from llminspect.models.loading import quiet_transformers
+from llminspect.models.structure import block_lists
 
-pytestmark = pytest.mark.slow
+FAST = {"llama", "gpt2", "bert-mlm", "bart"}  # one of each kind in the fast tier; the rest run in the full suite
 FLOAT32 = {"atol": 2e-5, "rtol": 2e-4}  # llminspect's pass vs an independent one: float32 rounding only
 TEXT, OTHER, TARGET = "happy bird eats the mouse", "a cat sleeps", "birdo gaja"
 CAPABILITIES = ("load", "trace", "walk: hooks", "walk: by hand", "importance: integrated_gradients",
@@ -50,12 +49,6 @@ REFUSES = (
     | {(name, "importance: attention") for name in ENCODERS}
 )
 MATRIX: dict[str, dict[str, str]] = {}
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoo")
-    return {species.name: build(species, root / species.name) for species in ZOO}
 
 
 def reference_model(species, folder):
@@ -168,8 +161,11 @@ def importance_reference(m, ref, inputs):
 
 
 def check_importance(m, ref, inputs, method: str):
-    target = {"encoder": OTHER, "decoder": " mouse", "encoder-decoder": TARGET}[m.family]
-    result = m.importance(TEXT, target, method=method, n_steps=16, n_samples=3)
+    if m.family == "encoder":
+        result = m.importance(TEXT, other=OTHER, method=method, n_steps=16, n_samples=3)
+    else:
+        target = " mouse" if m.family == "decoder" else TARGET
+        result = m.importance(TEXT, target, method=method, n_steps=16, n_samples=3)
     function, real, base, positions = importance_reference(m, ref, inputs)
     row = result.scores[0]
     assert len(row) == len(positions) == len(result.sources)  # special tokens (BOS, [CLS], </s>) stay fixed
@@ -218,10 +214,10 @@ def check_next_tokens(m, out):
 def check_lab(m, ref, inputs):
     knobs = Knobs(temperature=0.7, top_k=5, top_p=0.9, repetition_penalty=1.3)
     if m.family == "encoder-decoder":
-        lab = NextTokenLab(m, "", source=TEXT)
+        lab = m.lab("", source=TEXT)
         prompt = {"input_ids": inputs["input_ids"]}
     else:
-        lab, prompt = NextTokenLab(m, TEXT), {"input_ids": inputs["input_ids"]}
+        lab, prompt = m.lab(TEXT), {"input_ids": inputs["input_ids"]}
     start = getattr(m.config, "decoder_start_token_id", None)
     config = transformers.GenerationConfig(
         do_sample=True, max_new_tokens=1, output_scores=True, output_logits=True, return_dict_in_generate=True,
@@ -252,7 +248,7 @@ def truncated_logits(ref, inputs, layers: int) -> torch.Tensor:
 
 
 def check_lens(m, ref, inputs):
-    lens = logit_lens(m, TEXT, TARGET) if m.family == "encoder-decoder" else logit_lens(m, TEXT)
+    lens = m.lens(TEXT, TARGET) if m.family == "encoder-decoder" else m.lens(TEXT)
     for row in range(len(lens.layers)):  # row l reads the stream after l blocks: a model cut to l blocks
         logits = truncated_logits(ref, inputs, row)
         probs = logits.softmax(-1)
@@ -264,7 +260,7 @@ def check_lens(m, ref, inputs):
 
 
 def check_rotary(m, species):
-    rope = rotary(m, TEXT, layer=1, head=1)
+    rope = m.rotary(TEXT, layer=1, head=1)
     config = m.config.get_text_config()
     parameters = getattr(config, "rope_parameters", None) or {}
     if "rope_theta" not in parameters and getattr(config, "layer_types", None):  # Gemma 3: one set per layer type
@@ -288,14 +284,16 @@ def check_anatomy(folder, ref, species):
 
 
 def check_views(m, results):
-    shown = [views.tokens(m.tokenize(TEXT)), views.steps_table(results["walk"]), views.walk(results["walk"]),
-             views.outline(module_tree(m.model, results["walk"])), views.residual_stream(residual_stream(
-                 results["walk"]))]  # fmt: skip
+    walk = results["walk"]
+    shown = [views.tokens(m.tokenize(TEXT)), views.steps_table(walk), li.labs.walk(walk),
+             views.outline(m.outline(walk)), views.residual_stream(residual_stream(walk))]  # fmt: skip
     trace = results["trace"]
     part = {"part": "decoder self-attention"} if m.family == "encoder-decoder" else {}
-    explorer = views.attention(trace, layer=trace.num_layers - 1, head=1, **part)
+    figure = views.attention(trace, layer=trace.num_layers - 1, head=1, **part)
+    np.testing.assert_allclose(figure.data[0].z, trace.attentions[-1, 1].numpy(), rtol=1e-6)
+    explorer = li.labs.attention(trace, layer=trace.num_layers - 1, head=1, **part)
     np.testing.assert_allclose(explorer.matrix.data[0].z, trace.attentions[-1, 1].numpy(), rtol=1e-6)
-    shown.append(views.attention(trace, style="bertviz-head"))
+    shown.append(views.bertviz(trace, view="head"))
     if "lens" in results:
         figure = views.logit_lens(results["lens"])
         np.testing.assert_allclose(np.array(figure.data[0].z), results["lens"].top_probs.numpy(), rtol=1e-6)
@@ -307,7 +305,7 @@ def check_views(m, results):
     if "importance" in results:
         shown.append(views.importance(results["importance"]))
     if "lab" in results:
-        lab_view = views.sampling(m, TEXT) if m.family == "decoder" else views.sampling(m, "", source=TEXT)
+        lab_view = li.labs.sampling(m, TEXT) if m.family == "decoder" else li.labs.sampling(m, "", source=TEXT)
         shown.append(lab_view)
     assert all(view is not None for view in shown)
 
@@ -315,10 +313,12 @@ def check_views(m, results):
 # --- the matrix -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("species", ZOO, ids=lambda s: s.name)
-def test_every_capability_equals_transformers_or_refuses_clearly(species, folders):
+@pytest.mark.parametrize(
+    "species", [pytest.param(s, marks=() if s.name in FAST else pytest.mark.slow) for s in ZOO], ids=lambda s: s.name
+)
+def test_every_capability_equals_transformers_or_refuses_clearly(species, tiny):
     row = MATRIX.setdefault(species.name, {})
-    folder = folders[species.name]
+    folder = tiny(species.name)
     results = {}
 
     def cell(capability, run):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from tokenizers import Tokenizer, processors
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from llminspect.models.registry import model_directory
 
@@ -126,8 +126,22 @@ POSITIONS_OF = {
 }
 
 
+WORDS = ["<pad>", "</s>", "<unk>", "<s>"] + "the a cat dog sees likes le la chat chien voit aime".split()
+
+
+def word_tokenizer() -> transformers.PreTrainedTokenizerFast:
+    """A 16-word word-level tokenizer that appends </s>: tiny vocabularies for tiny models."""
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="</s>",
+                                                unk_token="<unk>", bos_token="<s>")  # fmt: skip
+
+
 def _tokenizer(kind: str):
-    """A real tokenizer for the zoo: the decoder's BPE (optionally adding BOS or EOS) or the encoder's WordPiece."""
+    """A tokenizer for the zoo: the decoder's BPE (optionally adding BOS or EOS), the encoder's WordPiece, or words."""
+    if kind == "words":
+        return word_tokenizer()
     if kind == "wordpiece":
         return transformers.AutoTokenizer.from_pretrained(model_directory("encoder"))
     source = Path(model_directory("decoder")) / "tokenizer.json"
@@ -152,16 +166,20 @@ def _tokenizer(kind: str):
     )
 
 
-def build(species: Species, folder: Path) -> Path:
-    """Build ``species`` with random weights (seeded) and save it as a model folder with its tokenizer."""
+def build(species: Species, folder: Path, tokenizer: str | None = None, **config) -> Path:
+    """Build ``species`` with random weights (seeded) and save it as a model folder with its tokenizer.
+
+    ``tokenizer`` replaces the species' kind ("bpe", "bpe+bos", "bpe+eos", "wordpiece", "words");
+    ``config`` overrides its config options (e.g. ``sliding_window=3``).
+    """
     from llminspect.models.loading import quiet_transformers
 
     with quiet_transformers():
-        return _build(species, folder)
+        return _build(species, folder, tokenizer or species.tokenizer, config)
 
 
-def _build(species: Species, folder: Path) -> Path:
-    tokenizer = _tokenizer(species.tokenizer)
+def _build(species: Species, folder: Path, kind: str, overrides: dict) -> Path:
+    tokenizer = _tokenizer(kind)
     options = dict(species.options)
     vocabulary = len(tokenizer)
     if species.config == "BloomConfig":
@@ -172,6 +190,7 @@ def _build(species: Species, folder: Path) -> Path:
                    bos_token_id=tokenizer.bos_token_id)  # fmt: skip
     if species.family == "encoder-decoder":
         options.setdefault("decoder_start_token_id", tokenizer.eos_token_id)
+    options.update(overrides)
     config = getattr(transformers, species.config)(**options)
     config.architectures = [species.model]
     torch.manual_seed(0)

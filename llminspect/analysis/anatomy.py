@@ -27,42 +27,26 @@ import torch
 
 from llminspect.errors import LLMInspectError, UnknownModelError
 from llminspect.models.registry import ASSETS
+from llminspect.models.structure import block_lists, detect_family, kind_of
 
 ARCHITECTURES = ASSETS / "architectures"
 BYTES_PER_PARAMETER = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
-PARTS = ("embeddings", "attention", "MLP", "experts", "router", "norms", "LM head", "other")
-_NORM_WORDS = ("norm", "ln_", "ln_f", "layernorm")
-_ATTENTION_WORDS = ("attn", "attention")
-_HEAD_WORDS = ("lm_head", "proj_out", "cls.", "final_logits_bias")
-_EMBEDDING_WORDS = ("embed", "conv", "wte", "wpe", "shared", "word_embeddings", "position_embeddings", "token_type")
-_MLP_WORDS = ("mlp", "fc1", "fc2", "intermediate", "output.dense", "densereludense", "dense_h_to_4h", "dense_4h_to_h")
+# Anatomy groups what ``models.structure.kind_of`` tells apart into the parts people count.
+PART_OF_KIND = {"embedding": "embeddings", "positions": "embeddings", "attention": "attention",
+                "cross-attention": "attention", "mlp": "MLP", "experts": "experts", "router": "router", "norm": "norms",
+                "head": "head", "other": "other"}  # fmt: skip
+PARTS = tuple(dict.fromkeys(PART_OF_KIND.values()))
 
 
 def part_of(name: str) -> str:
-    """Which part a parameter belongs to, from its name.
+    """Which part a parameter belongs to, from its name (the head is an LM head, a masked-LM head or a pooler).
 
     Example:
         >>> [part_of(n) for n in ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.experts.down_proj",
         ...                       "model.norm.weight", "lm_head.weight", "model.layers.0.mlp.gate.weight")]
-        ['attention', 'experts', 'norms', 'LM head', 'router']
+        ['attention', 'experts', 'norms', 'head', 'router']
     """
-    lowered = name.lower()
-    module = lowered.rsplit(".", 1)[0] if lowered.endswith((".weight", ".bias")) else lowered
-    if any(word in module.rsplit(".", 1)[-1] for word in _NORM_WORDS):
-        return "norms"
-    if ".experts." in lowered:
-        return "experts"
-    if lowered.endswith("mlp.gate.weight") or ".router." in lowered or "block_sparse_moe.gate" in lowered:
-        return "router"
-    if any(word in lowered for word in _ATTENTION_WORDS):
-        return "attention"
-    if any(word in lowered for word in _HEAD_WORDS):
-        return "LM head"
-    if any(word in lowered for word in _EMBEDDING_WORDS):
-        return "embeddings"
-    if any(word in lowered for word in _MLP_WORDS):
-        return "MLP"
-    return "other"
+    return PART_OF_KIND[kind_of(name)]
 
 
 @dataclass
@@ -171,8 +155,6 @@ def position_kind(model, config) -> str:
     """
     import sys
 
-    from llminspect.analysis.walk import block_lists
-
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     if config.model_type == "whisper":
         return "sinusoidal (encoder) + learned (decoder)"
@@ -200,25 +182,8 @@ def _rope_theta(config) -> float | None:
     return parameters.get("rope_theta") if isinstance(parameters, dict) else getattr(config, "rope_theta", None)
 
 
-def rotary_angles(a: Anatomy, positions: int = 64) -> torch.Tensor:
-    """[positions, head_dim / 2]: the angle RoPE turns each pair of q/k dimensions by, position x theta^(-2i/d).
-
-    Example:
-        >>> rotary_angles(anatomy("llama-2-7b"), 3)[:, 0].tolist()
-        [0.0, 1.0, 2.0]
-    """
-    theta = a.extra.get("rope theta")
-    if a.positions != "rotary" or not theta:
-        raise LLMInspectError(f"{a.name} has {a.positions} positions, not rotary ones.")
-    frequencies = theta ** (-torch.arange(0, a.head_dim, 2, dtype=torch.float64) / a.head_dim)
-    return (torch.arange(positions, dtype=torch.float64)[:, None] * frequencies).float()
-
-
 def anatomy(name: str | Path) -> Anatomy:
     """Build architecture ``name`` on the meta device and count its parameters per part."""
-    from llminspect.analysis.walk import block_lists
-    from llminspect.models.loading import detect_family
-
     config, notes = load_config(name)
     key = Path(name).name if Path(name).is_dir() else Path(name).stem
     model = _build_on_meta(config, key)

@@ -71,31 +71,6 @@ def kv_groups(num_heads: int, num_key_value_heads: int | None) -> list[int]:
     return [head // (num_heads // kv) for head in range(num_heads)]
 
 
-def causal_mask(n: int) -> torch.Tensor:
-    """[n, n] booleans: query i may attend to key j when j <= i."""
-    return torch.ones(n, n, dtype=torch.bool).tril()
-
-
-def sliding_window_mask(n: int, window: int) -> torch.Tensor:
-    """[n, n] booleans for causal attention within a window of ``window`` keys, itself included.
-
-    Query i sees keys i - window < j <= i: ``window`` positions. This is the convention of
-    transformers' Mistral sliding-window mask (a test compares it with the mask Mistral applies);
-    textbooks often write i - w <= j <= i instead, which is w + 1 positions.
-    """
-    if window < 1:
-        raise InputError(f"window={window}: a sliding window holds at least one position (the token itself).")
-    rows = torch.arange(n)[:, None]
-    cols = torch.arange(n)[None, :]
-    return (cols <= rows) & (cols > rows - window)
-
-
-def padding_mask(lengths: list[int]) -> torch.Tensor:
-    """[batch, n] booleans for a right-padded batch: True on real tokens, False on padding."""
-    n = max(lengths)
-    return torch.arange(n)[None, :] < torch.tensor(lengths)[:, None]
-
-
 @dataclass(frozen=True)
 class HeadMatch:
     """How much one head sends from some tokens to others."""
@@ -118,6 +93,25 @@ def find_heads(attentions: torch.Tensor, tokens: Tokens, source: str, target: st
     return [HeadMatch(int(i) // heads, int(i) % heads, float(weight.flatten()[i])) for i in order]
 
 
+def head_mean(attentions: torch.Tensor, heads: list[tuple[int, int]] | None = None) -> torch.Tensor:
+    """The mean of some heads' maps: ``attentions`` is [layers, heads, rows, cols], ``heads`` (layer, head) pairs.
+
+    Every head of every layer when ``heads`` is None. A labelled summary, never a head of its own.
+
+    Example:
+        >>> maps = torch.stack([torch.eye(2), torch.ones(2, 2) / 2])[None]  # 1 layer, 2 heads
+        >>> head_mean(maps).tolist()
+        [[0.75, 0.25], [0.25, 0.75]]
+    """
+    pairs = heads or [(layer, head) for layer in range(attentions.shape[0]) for head in range(attentions.shape[1])]
+    return torch.stack([attentions[layer, head] for layer, head in pairs]).mean(0)
+
+
+def last_layer_heads(attentions: torch.Tensor) -> list[tuple[int, int]]:
+    """(layer, head) pairs of every head of the last layer."""
+    return [(attentions.shape[0] - 1, head) for head in range(attentions.shape[1])]
+
+
 @dataclass(frozen=True)
 class WordTimes:
     """Where in the audio each written token's cross-attention peaks."""
@@ -136,9 +130,7 @@ def audio_alignment(trace, heads: list[tuple[int, int]] | None = None) -> WordTi
     """
     if trace.family != "encoder-decoder" or trace.audio_positions is None:
         raise FamilyError("audio_alignment needs a trace of a speech encoder-decoder such as Whisper.")
-    cross = trace.cross_attentions
-    pairs = heads or [(layer, head) for layer in range(cross.shape[0]) for head in range(cross.shape[1])]
-    mean = torch.stack([cross[layer, head] for layer, head in pairs]).mean(0)[:, : trace.audio_positions]
+    mean = head_mean(trace.cross_attentions, heads)[:, : trace.audio_positions]
     rows = [i for i, special in enumerate(trace.tokens.special) if not special]
     peaks = mean[rows].argmax(-1).tolist()
     return WordTimes(

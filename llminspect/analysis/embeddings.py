@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.inputs import text_tokens
 from llminspect.analysis.tokens import Tokens, encode, word_positions
 from llminspect.errors import EmptyInputError, FamilyError, InputError
 from llminspect.models.registry import ASSETS
@@ -92,70 +93,70 @@ def dot_matrix(vectors: torch.Tensor) -> torch.Tensor:
     return vectors @ vectors.T
 
 
-def embedding_table(inspector) -> torch.Tensor:
+def embedding_table(m) -> torch.Tensor:
     """The input embedding table [vocabulary, hidden] (for an encoder-decoder, the decoder's tokens)."""
-    return inspector.model.get_input_embeddings().weight.detach().float().cpu()
+    return m.model.get_input_embeddings().weight.detach().float().cpu()
 
 
-def word_pieces(inspector, word: str) -> list[int]:
+def word_pieces(m, word: str) -> list[int]:
     """Token ids of ``word`` as it appears inside a sentence (after a space), without special tokens."""
     if not isinstance(word, str) or not word.strip():
         raise EmptyInputError("The word is empty: give a word such as 'king'.")
-    encoded = encode(inspector.tokenizer, " " + word.strip(), "word", add_special_tokens=False)
-    pieces = [i for i in encoded if inspector.tokenizer.decode([i]).strip()]  # drop a bare space token
+    encoded = encode(m.tokenizer, " " + word.strip(), "word", add_special_tokens=False)
+    pieces = [i for i in encoded if m.tokenizer.decode([i]).strip()]  # drop a bare space token
     if not pieces:
-        raise InputError(f"{word!r} gives no tokens in {inspector.name}'s vocabulary.")
+        raise InputError(f"{word!r} gives no tokens in {m.name}'s vocabulary.")
     return pieces
 
 
-def static_vector(inspector, word: str) -> tuple[list[str], torch.Tensor]:
+def static_vector(m, word: str) -> tuple[list[str], torch.Tensor]:
     """The tokens of ``word`` and the mean of their rows in the input embedding table."""
-    ids = word_pieces(inspector, word)
-    return inspector.tokenizer.convert_ids_to_tokens(ids), embedding_table(inspector)[ids].mean(0)
+    ids = word_pieces(m, word)
+    return m.tokenizer.convert_ids_to_tokens(ids), embedding_table(m)[ids].mean(0)
 
 
-def _text_stack(inspector) -> str:
-    if inspector.modality != "text":
+def _text_stack(m) -> str:
+    if m.modality != "text":
         raise FamilyError(
-            f"{inspector.name}'s encoder hears audio, so it has no contextual vectors for text. "
+            f"{m.name}'s encoder hears audio, so it has no contextual vectors for text. "
             "Use li.load('encoder'), 'decoder' or 'toy-seq2seq' (static vectors of Whisper's tokens still work)."
         )
-    return "encoder" if inspector.family == "encoder-decoder" else "model"
+    return "encoder" if m.family == "encoder-decoder" else "model"
 
 
-def hidden_states(inspector, text: str) -> tuple[Tokens, torch.Tensor]:
+def hidden_states(m, text: str) -> tuple[Tokens, torch.Tensor]:
     """The tokens of ``text`` and the hidden states [layers + 1, tokens, hidden] of the stack that reads it."""
-    stack = _text_stack(inspector)
-    tokens = inspector.checked_tokens(text)
-    module = inspector.model.get_encoder() if stack == "encoder" else inspector.model
+    stack = _text_stack(m)
+    tokens = text_tokens(m, text)
+    module = m.model.get_encoder() if stack == "encoder" else m.model
     with torch.no_grad():
-        outputs = module(input_ids=torch.tensor([tokens.ids], device=inspector.device), output_hidden_states=True)
+        outputs = module(input_ids=torch.tensor([tokens.ids], device=m.device), output_hidden_states=True)
     return tokens, torch.stack([h[0] for h in outputs.hidden_states]).float().cpu()
 
 
-def word_in_contexts(inspector, word: str, contexts: list[str]) -> WordVectors:
+def word_in_contexts(m, word: str, contexts: list[str]) -> WordVectors:
     """The static vector of ``word`` and its contextual vector at every layer in each context."""
     if len(contexts) < 1:
         raise EmptyInputError("Give at least one sentence that contains the word.")
-    pieces, static = static_vector(inspector, word)
+    pieces, static = static_vector(m, word)
     per_context, context_pieces = [], []
     for context in contexts:
-        tokens, states = hidden_states(inspector, context)
+        tokens, states = hidden_states(m, context)
         positions = word_positions(tokens, word)
         context_pieces.append([tokens.strings[i] for i in positions])
         per_context.append(states[:, positions].mean(1))
     return WordVectors(word, list(contexts), context_pieces, static, torch.stack(per_context))
 
 
-def word_vectors(inspector, words: list[str]) -> tuple[list[list[str]], torch.Tensor]:
+def word_vectors(m, words: list[str]) -> tuple[list[list[str]], torch.Tensor]:
     """Static vectors of several words: their pieces, and [words, hidden]."""
     if not words:
         raise EmptyInputError("The word list is empty: give at least two words to compare.")
-    results = [static_vector(inspector, word) for word in words]
+    results = [static_vector(m, word) for word in words]
     return [pieces for pieces, _ in results], torch.stack([vector for _, vector in results])
 
 
-def sentence_vectors(inspector, sentences: list[str], pooling: str = "mean", layer: int = -1) -> torch.Tensor:
+def sentence_vectors(m, sentences: list[str], pooling: str = "mean", layer: int = -1) -> torch.Tensor:
     """One vector per sentence from a layer's hidden states: [sentences, hidden].
 
     ``mean`` averages every token, special ones included (how all-MiniLM-L6-v2 was trained to be
@@ -164,7 +165,7 @@ def sentence_vectors(inspector, sentences: list[str], pooling: str = "mean", lay
     """
     if pooling not in POOLINGS:
         raise InputError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}.")
-    if pooling == "cls" and inspector.family == "decoder":
+    if pooling == "cls" and m.family == "decoder":
         raise FamilyError(
             "A decoder's first token sees only itself, so 'cls' pooling means nothing: use 'mean' or 'last'."
         )
@@ -172,7 +173,7 @@ def sentence_vectors(inspector, sentences: list[str], pooling: str = "mean", lay
         raise EmptyInputError("The sentence list is empty.")
     vectors = []
     for sentence in sentences:
-        _, states = hidden_states(inspector, sentence)
+        _, states = hidden_states(m, sentence)
         chosen = states[layer]
         vectors.append({"mean": chosen.mean(0), "cls": chosen[0], "last": chosen[-1]}[pooling])
     return torch.stack(vectors)
@@ -197,51 +198,47 @@ def project(vectors: torch.Tensor, labels: list[str], groups: list[str] | None =
     )
 
 
-def nearest(
-    inspector, vector: torch.Tensor, k: int = 10, exclude: list[int] = (), query: str = "", pieces=()
-) -> Neighbours:
+def nearest(m, vector: torch.Tensor, k: int = 10, exclude: list[int] = (), query: str = "", pieces=()) -> Neighbours:
     """The ``k`` rows of the embedding table with the highest cosine to ``vector``."""
-    table = embedding_table(inspector)
+    table = embedding_table(m)
     cosines = torch.nn.functional.normalize(table, dim=-1) @ torch.nn.functional.normalize(vector.float(), dim=0)
     cosines[list(exclude)] = -2.0  # never return the query's own tokens
     values, indices = cosines.topk(k)
     return Neighbours(
         query=query,
         pieces=list(pieces),
-        tokens=[inspector.tokenizer.decode([i]) for i in indices.tolist()],
+        tokens=[m.tokenizer.decode([i]) for i in indices.tolist()],
         ids=indices.tolist(),
         cosines=values.tolist(),
     )
 
 
-def nearest_tokens(inspector, word: str, k: int = 10) -> Neighbours:
+def nearest_tokens(m, word: str, k: int = 10) -> Neighbours:
     """Tokens whose static vectors are closest to ``word``'s (its own tokens left out)."""
-    pieces, vector = static_vector(inspector, word)
-    return nearest(inspector, vector, k, word_pieces(inspector, word), word, pieces)
+    pieces, vector = static_vector(m, word)
+    return nearest(m, vector, k, word_pieces(m, word), word, pieces)
 
 
-def analogy(inspector, positive: list[str], negative: list[str], k: int = 10) -> Neighbours:
+def analogy(m, positive: list[str], negative: list[str], k: int = 10) -> Neighbours:
     """Nearest tokens to sum(positive) - sum(negative) of static vectors, e.g. king - man + woman.
 
     The input words' own tokens are left out of the answer, as is usual for this test.
     """
     words = list(positive) + list(negative)
-    pieces, vectors = word_vectors(inspector, words)
+    pieces, vectors = word_vectors(m, words)
     signs = torch.tensor([1.0] * len(positive) + [-1.0] * len(negative))
     target = (signs[:, None] * vectors).sum(0)
-    own = sorted({i for word in words for i in word_pieces(inspector, word)})
+    own = sorted({i for word in words for i in word_pieces(m, word)})
     query = " + ".join(positive) + "".join(f" - {word}" for word in negative)
-    return nearest(inspector, target, k, own, query, [p for group in pieces for p in group])
+    return nearest(m, target, k, own, query, [p for group in pieces for p in group])
 
 
-def paraphrase_ranking(
-    inspector, pairs: list[tuple[str, str]], decoys: list[str] = (), pooling: str = "mean"
-) -> Ranking:
+def paraphrase_ranking(m, pairs: list[tuple[str, str]], decoys: list[str] = (), pooling: str = "mean") -> Ranking:
     """For each pair (a, b): rank every b, and every decoy, by cosine to a; where does a's own b land?"""
     if len(pairs) < 2:
         raise InputError("Ranking needs at least two sentence pairs.")
-    firsts = sentence_vectors(inspector, [a for a, _ in pairs], pooling)
-    seconds = sentence_vectors(inspector, [b for _, b in pairs] + list(decoys), pooling)
+    firsts = sentence_vectors(m, [a for a, _ in pairs], pooling)
+    seconds = sentence_vectors(m, [b for _, b in pairs] + list(decoys), pooling)
     scores = torch.nn.functional.normalize(firsts, dim=-1) @ torch.nn.functional.normalize(seconds, dim=-1).T
     ranks = [int((row > row[i]).sum()) + 1 for i, row in enumerate(scores)]
     return Ranking(

@@ -8,8 +8,9 @@ weights**: the routing mechanism is real, the choices mean nothing.
 
 Example:
     >>> import llminspect as li
-    >>> moe = tiny_mixtral(li.load("decoder").tokenizer)
-    >>> routes = route(moe, "The quick brown fox")
+    >>> tokenizer = li.load("decoder").tokenizer
+    >>> moe = li.Inspector(tiny_mixtral(tokenizer), tokenizer, name="tiny random Mixtral")
+    >>> routes = moe.routing("The quick brown fox")
     >>> tuple(routes.chosen.shape), float(routes.weights.sum(-1).mean())
     ((2, 4, 2), 1.0)
 """
@@ -20,14 +21,16 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.inputs import Inputs
 from llminspect.errors import FamilyError
 
 
 def tiny_mixtral(tokenizer, layers: int = 2, experts: int = 8, per_token: int = 2, seed: int = 0):
-    """A random-init Mixtral (hidden 64, 4 query / 2 key-value heads, ``experts`` experts) as an ``Inspector``."""
-    from transformers import MixtralConfig, MixtralForCausalLM
+    """A random-init transformers Mixtral (hidden 64, 4 query / 2 key-value heads, ``experts`` experts).
 
-    from llminspect.inspector import Inspector
+    Wrap it to inspect it: ``li.Inspector(tiny_mixtral(tokenizer), tokenizer, name="tiny Mixtral")``.
+    """
+    from transformers import MixtralConfig, MixtralForCausalLM
 
     torch.manual_seed(seed)
     config = MixtralConfig(
@@ -35,8 +38,7 @@ def tiny_mixtral(tokenizer, layers: int = 2, experts: int = 8, per_token: int = 
         num_attention_heads=4, num_key_value_heads=2, num_local_experts=experts, num_experts_per_tok=per_token,
         max_position_embeddings=512, sliding_window=None, tie_word_embeddings=False,
     )  # fmt: skip
-    model = MixtralForCausalLM(config)
-    return Inspector(model, tokenizer, name=f"tiny random Mixtral ({experts} experts, top-{per_token})")
+    return MixtralForCausalLM(config).eval()
 
 
 @dataclass
@@ -63,23 +65,21 @@ class Routing:
         return counts / counts.sum(dim=-1, keepdim=True)
 
 
-def route(inspector, text: str) -> Routing:
+def route(m, inputs: Inputs) -> Routing:
     """Run ``text`` through a mixture-of-experts model and read its router's decisions from ``router_logits``.
 
     The choice is recomputed here the way Mixtral defines it (softmax over the experts, top-k,
     renormalized); the tests check it against what the model's router returned.
     """
-    per_token = getattr(inspector.config, "num_experts_per_tok", None)
+    per_token = getattr(m.config, "num_experts_per_tok", None)
     if not per_token:
         raise FamilyError(
-            f"{inspector.name} has no mixture of experts (no num_experts_per_tok in its config). "
+            f"{m.name} has no mixture of experts (no num_experts_per_tok in its config). "
             "Build one with llminspect.analysis.experts.tiny_mixtral(tokenizer)."
         )
-    tokens = inspector.checked_tokens(text)
+    tokens = inputs.tokens
     with torch.no_grad():
-        outputs = inspector.model(
-            input_ids=torch.tensor([tokens.ids], device=inspector.device), output_router_logits=True, use_cache=False
-        )
+        outputs = m.model(**inputs.tensors, output_router_logits=True, use_cache=False)
     logits = torch.stack([layer.reshape(len(tokens), -1) for layer in outputs.router_logits]).float().cpu()
     top = logits.softmax(dim=-1).topk(per_token, dim=-1)
     weights = top.values / top.values.sum(dim=-1, keepdim=True)

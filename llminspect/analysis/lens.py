@@ -16,7 +16,7 @@ equals the model cut down to its first l blocks (tested against such cut models)
 
 Example:
     >>> import llminspect as li
-    >>> lens = logit_lens(li.load("decoder"), "The capital of France is", answer=" Paris")
+    >>> lens = li.load("decoder").lens("The capital of France is", answer=" Paris")
     >>> lens.top_tokens[-1][-1], lens.first_layer_with_answer_on_top()
     ('␣Paris', 'layer 29')
 """
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.inputs import Inputs
 from llminspect.analysis.tokens import Tokens, encode, token_labels
-from llminspect.analysis.walk import block_lists
 from llminspect.errors import FamilyError, InputError
+from llminspect.models.structure import block_lists
 
 LOGIT_BUDGET_BYTES = 256 * 2**20  # float32 logits held at once; longer texts take several passes
 
@@ -122,32 +123,31 @@ def every_layer_logits(model, inputs: dict, rows: list[int] | None = None) -> to
     return logits.float().cpu()
 
 
-def logit_lens(inspector, text, target: str | None = None, answer: str | None = None) -> LogitLens:
-    """Run the logit lens over the (decoder) stack of ``inspector`` on ``text``.
+def logit_lens(m, inputs: Inputs, answer: str | None = None) -> LogitLens:
+    """Run the logit lens over the (decoder) stack of ``m`` on checked ``inputs``.
 
-    For an encoder-decoder, ``text`` is the source and the lens reads the decoder on ``target``
-    (the model's own output when None). ``answer`` is one token to follow through the layers.
-    Works for every model with a language-model or masked-LM head.
+    ``answer`` is one token to follow through the layers (by default the model's own top guess at
+    the last position). Works for every model with a language-model or masked-LM head.
     """
-    inspector.require_lm_head("The logit lens")
-    tokens, _, inputs = inspector.model_inputs(text, target)
-    layers = len(block_lists(inspector.model)[-1][1])
-    vocabulary = inspector.model.get_output_embeddings().weight.shape[0]
+    m.require_lm_head("The logit lens")
+    tokens = inputs.tokens
+    layers = len(block_lists(m.model)[-1][1])
+    vocabulary = m.model.get_output_embeddings().weight.shape[0]
     per_pass = max(1, LOGIT_BUDGET_BYTES // (4 * len(tokens) * vocabulary))
     chunks = [list(range(start, min(start + per_pass, layers + 1))) for start in range(0, layers + 1, per_pass)]
-    answer_id = _answer_id(inspector.tokenizer, answer) if answer else None
+    answer_id = _answer_id(m.tokenizer, answer) if answer else None
     rows = {"top_ids": [], "top_probs": [], "entropy": [], "answer_rank": [], "answer_prob": []}
     for chunk in reversed(chunks):  # the last row first: it names the default answer
-        logits = every_layer_logits(inspector.model, inputs, None if len(chunks) == 1 else chunk)
+        logits = every_layer_logits(m.model, inputs.tensors, None if len(chunks) == 1 else chunk)
         if answer_id is None:
             answer_id = int(logits[-1, -1].argmax())
         for row in reversed(range(logits.shape[0])):
             for name, value in _read(logits[row], answer_id).items():
                 rows[name].insert(0, value)
     stacked = {name: torch.stack(values) for name, values in rows.items()}
-    labels = [token_labels(inspector.tokenizer, row.tolist()) for row in stacked["top_ids"]]
+    labels = [token_labels(m.tokenizer, row.tolist()) for row in stacked["top_ids"]]
     names = ["embeddings"] + [f"layer {i}" for i in range(layers)]
-    answer_text = token_labels(inspector.tokenizer, [answer_id])[0]
+    answer_text = token_labels(m.tokenizer, [answer_id])[0]
     return LogitLens(tokens, names, top_tokens=labels, answer=answer_text, answer_id=answer_id, **stacked)
 
 

@@ -19,7 +19,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from llminspect.analysis.walk import block_lists
+from llminspect.models.structure import block_lists
 
 
 @dataclass

@@ -18,7 +18,7 @@ what went in and came out. The frequencies are read off the turn the model gave 
 
 Example:
     >>> import llminspect as li
-    >>> rope = rotary(li.load("decoder"), "The quick brown fox")
+    >>> rope = li.load("decoder").rotary("The quick brown fox")
     >>> tuple(rope.angles.shape), round(float(rope.frequencies[0]), 3), rope.layout
     ((4, 32), 1.0, 'half')
 """
@@ -31,8 +31,10 @@ from dataclasses import dataclass
 
 import torch
 
-from llminspect.analysis.walk import block_lists
+from llminspect.analysis.attention import kv_groups
+from llminspect.analysis.inputs import Inputs
 from llminspect.errors import FamilyError, InputError
+from llminspect.models.structure import block_lists
 
 
 @dataclass
@@ -156,27 +158,27 @@ def _turned_dims(before: torch.Tensor, after: torch.Tensor) -> int:
     return dims
 
 
-def rotary(inspector, text: str, layer: int = 0, head: int = 0) -> Rotary:
+def rotary(m, inputs: Inputs, layer: int = 0, head: int = 0) -> Rotary:
     """Capture one head's q and k at ``layer`` as the model computes them, before and after its own RoPE.
 
     Refuses models without rotary positions (learned, sinusoidal, ALiBi, T5's buckets) clearly.
     """
-    blocks = _rotary_blocks(inspector)
+    blocks = _rotary_blocks(m)
     if not 0 <= layer < len(blocks):
-        raise InputError(f"layer={layer}: {inspector.name} has layers 0 to {len(blocks) - 1}.")
-    tokens = inspector.checked_tokens(text)
+        raise InputError(f"layer={layer}: {m.name} has layers 0 to {len(blocks) - 1}.")
+    tokens = inputs.tokens
     if len(tokens) < 2:
         raise InputError("RoPE turns each token by its position: give a text of at least two tokens.")
     calls: list = []
     try:
         with _recording_rotations(blocks[layer], calls), torch.no_grad():
-            inspector.model(input_ids=torch.tensor([tokens.ids], device=inspector.device), use_cache=False)
+            m.model(**inputs.tensors, use_cache=False)
         q, q_after, k, k_after = _captured(calls, len(tokens))
     except FamilyError as error:
-        raise FamilyError(f"{inspector.name} cannot be shown with rotary(): {error}.") from error
+        raise FamilyError(f"{m.name} cannot be shown with rotary(): {error}.") from error
     if not 0 <= head < q.shape[0]:
-        raise InputError(f"head={head}: layer {layer} of {inspector.name} has heads 0 to {q.shape[0] - 1}.")
-    kv_head = head * k.shape[0] // q.shape[0]  # grouped-query attention: consecutive query heads share one
+        raise InputError(f"head={head}: layer {layer} of {m.name} has heads 0 to {q.shape[0] - 1}.")
+    kv_head = kv_groups(q.shape[0], k.shape[0])[head]
     width = _turned_dims(q, q_after)
     layout = "interleaved" if hasattr(sys.modules[type(blocks[layer]).__module__], "rotate_every_two") else "half"
     picked = [q[head, :, :width], q_after[head, :, :width], k[kv_head, :, :width], k_after[kv_head, :, :width]]
@@ -196,13 +198,29 @@ def _frequencies(before: torch.Tensor, after: torch.Tensor, layout: str) -> torc
     return torch.atan2(x * y2 - y * x2, x * x2 + y * y2)
 
 
-def _rotary_blocks(inspector):
-    stacks = block_lists(inspector.model)
+def _rotary_blocks(m):
+    stacks = block_lists(m.model)
     module = sys.modules[type(stacks[-1][1][0]).__module__]
-    if inspector.family == "encoder-decoder" or not hasattr(module, "apply_rotary_pos_emb"):
+    if m.family == "encoder-decoder" or not hasattr(module, "apply_rotary_pos_emb"):
         raise FamilyError(
-            f"{inspector.name} has no rotary position embeddings: its positions are added to the token vectors or to "
+            f"{m.name} has no rotary position embeddings: its positions are added to the token vectors or to "
             "the attention scores (see the 'positions' steps of m.walk(text)). RoPE is in Llama-like decoders such "
             "as li.load('decoder')."
         )
     return stacks[-1][1]
+
+
+def rotary_angles(a, positions: int = 64) -> torch.Tensor:
+    """[positions, head_dim / 2]: the angle RoPE turns each pair by in architecture ``a`` (an ``Anatomy``):
+    position x theta^(-2i/d), from its config alone.
+
+    Example:
+        >>> from llminspect.analysis.anatomy import anatomy
+        >>> rotary_angles(anatomy("llama-2-7b"), 3)[:, 0].tolist()
+        [0.0, 1.0, 2.0]
+    """
+    theta = a.extra.get("rope theta")
+    if a.positions != "rotary" or not theta:
+        raise FamilyError(f"{a.name} has {a.positions} positions, not rotary ones.")
+    frequencies = theta ** (-torch.arange(0, a.head_dim, 2, dtype=torch.float64) / a.head_dim)
+    return (torch.arange(positions, dtype=torch.float64)[:, None] * frequencies).float()

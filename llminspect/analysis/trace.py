@@ -13,9 +13,8 @@ For an encoder-decoder model the *decoder* is the stack that writes, so ``tokens
 lives in ``source``, ``encoder_hidden_states`` and ``encoder_attentions``.
 
 Example:
-    >>> import llminspect as li                                   # doctest: +SKIP
-    >>> tr = li.load("encoder").trace("The quick brown fox")      # doctest: +SKIP
-    >>> tr.attentions.shape                                       # doctest: +SKIP
+    >>> import llminspect as li
+    >>> li.load("encoder").trace("The quick brown fox").attentions.shape
     torch.Size([6, 12, 6, 6])
 """
 
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from llminspect.analysis.audio import Audio
+from llminspect.analysis.inputs import Inputs
 from llminspect.analysis.tokens import Tokens
 from llminspect.errors import FamilyError, LLMInspectError
 
@@ -83,44 +83,36 @@ def _logits(outputs) -> torch.Tensor | None:
     return None if logits is None else logits[0].detach().float().cpu()
 
 
-def capture_single_stack(model, family: str, tokens: Tokens) -> Trace:
-    """Trace an encoder or a decoder on one tokenized text."""
-    input_ids = torch.tensor([tokens.ids], device=model.device)
-    with torch.no_grad():
-        outputs = model(input_ids=input_ids, output_hidden_states=True, output_attentions=True, use_cache=False)
-    return Trace(
-        family=family,
-        tokens=tokens,
-        hidden_states=stack_layers(outputs.hidden_states, "hidden states"),
-        attentions=stack_layers(outputs.attentions, "attentions"),
-        logits=_logits(outputs),
-        num_key_value_heads=getattr(model.config, "num_key_value_heads", None),
-    )
+def capture(m, inputs: Inputs) -> Trace:
+    """Run ``m`` once on checked ``inputs`` with every hidden state and attention map, and keep them.
 
-
-def capture_encoder_decoder(
-    model, source: Tokens | Audio, encoder_inputs: dict, target: Tokens, audio: dict | None = None
-) -> Trace:
-    """Trace an encoder-decoder: ``encoder_inputs`` feed the encoder, ``target`` the decoder."""
-    inputs = {name: value.to(model.device) for name, value in encoder_inputs.items()}
-    decoder_input_ids = torch.tensor([target.ids], device=model.device)
+    Example:
+        >>> import llminspect as li
+        >>> from llminspect.analysis.inputs import prepare
+        >>> m = li.load("toy-seq2seq")
+        >>> capture(m, prepare(m, "happy bird eats mouse")).cross_attentions.shape
+        torch.Size([2, 4, 6, 5])
+    """
     with torch.no_grad():
-        outputs = model(
-            **inputs,
-            decoder_input_ids=decoder_input_ids,
-            output_hidden_states=True,
-            output_attentions=True,
-            use_cache=False,
+        outputs = m.model(**inputs.tensors, output_hidden_states=True, output_attentions=True, use_cache=False)
+    if m.family != "encoder-decoder":
+        return Trace(
+            family=m.family,
+            tokens=inputs.tokens,
+            hidden_states=stack_layers(outputs.hidden_states, "hidden states"),
+            attentions=stack_layers(outputs.attentions, "attentions"),
+            logits=_logits(outputs),
+            num_key_value_heads=getattr(m.config, "num_key_value_heads", None),
         )
     return Trace(
         family="encoder-decoder",
-        tokens=target,
+        tokens=inputs.tokens,
         hidden_states=stack_layers(outputs.decoder_hidden_states, "decoder hidden states"),
         attentions=stack_layers(outputs.decoder_attentions, "decoder attentions"),
         logits=_logits(outputs),
-        source=source,
+        source=inputs.source,
         encoder_hidden_states=stack_layers(outputs.encoder_hidden_states, "encoder hidden states"),
         encoder_attentions=stack_layers(outputs.encoder_attentions, "encoder attentions"),
         cross_attentions=stack_layers(outputs.cross_attentions, "cross-attentions"),
-        **(audio or {}),
+        **(inputs.timing if inputs.audio_positions is not None else {}),
     )

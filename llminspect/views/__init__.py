@@ -12,52 +12,22 @@ from llminspect.views import anatomy
 from llminspect.views.attention import (
     attention,
     audio_cross_attention,
+    bertviz,
     head_matrix,
     head_overview,
     kv_sharing,
-    mask_explorer,
     masks,
 )
 from llminspect.views.embeddings import layer_similarity, neighbours, projection, rankings, similarity
 from llminspect.views.html import save
 from llminspect.views.importance import compare_methods, importance
-from llminspect.views.importance import lab as importance_lab
-from llminspect.views.layers import answer_rank, logit_lens, outline, residual_stream, rotary, steps_table, walk
-from llminspect.views.sampling import knobs_lab as sampling
-from llminspect.views.sampling import surprisal, tree
-from llminspect.views.tokens import compare, healing, live, token_table, tokens
+from llminspect.views.layers import answer_rank, logit_lens, outline, residual_stream, rotary, steps_table
+from llminspect.views.sampling import distribution, surprisal, tree
+from llminspect.views.tokens import compare, healing, token_table, tokens
 
 __all__ = [
-    "anatomy",
-    "answer_rank",
-    "logit_lens",
-    "outline",
-    "residual_stream",
-    "rotary",
-    "steps_table",
-    "walk",
-    "attention",
-    "audio_cross_attention",
-    "compare_methods",
-    "head_matrix",
-    "importance",
-    "importance_lab",
-    "head_overview",
-    "kv_sharing",
-    "mask_explorer",
-    "masks",
-    "compare",
-    "healing",
-    "layer_similarity",
-    "live",
-    "neighbours",
-    "projection",
-    "rankings",
-    "sampling",
-    "save",
-    "similarity",
-    "surprisal",
-    "token_table",
-    "tokens",
-    "tree",
-]
+    "anatomy", "answer_rank", "attention", "audio_cross_attention", "bertviz", "compare", "compare_methods",
+    "distribution", "head_matrix", "head_overview", "healing", "importance", "kv_sharing", "layer_similarity",
+    "logit_lens", "masks", "neighbours", "outline", "projection", "rankings", "residual_stream", "rotary", "save",
+    "similarity", "steps_table", "surprisal", "token_table", "tokens", "tree",
+]  # fmt: skip

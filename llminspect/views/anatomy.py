@@ -13,22 +13,14 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from llminspect.analysis.anatomy import BYTES_PER_PARAMETER, PARTS, kv_cache_bytes, weight_bytes
+from llminspect.analysis.anatomy import BYTES_PER_PARAMETER, PART_OF_KIND, PARTS, kv_cache_bytes, weight_bytes
 from llminspect.analysis.attention import kv_groups
+from llminspect.views.colours import KIND_COLOURS
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 150, "r": 20, "t": 60, "b": 50}}
-PART_COLOURS = {
-    "embeddings": "#74c0fc",
-    "attention": "#ffa94d",
-    "MLP": "#69db7c",
-    "experts": "#38d9a9",
-    "router": "#e64980",
-    "norms": "#adb5bd",
-    "LM head": "#b197fc",
-    "other": "#dee2e6",
-}
 GIB = 2**30
+KIND_OF_PART = {part: kind for kind, part in reversed(PART_OF_KIND.items())}  # each part's first kind
 
 
 def _size(n: float) -> str:
@@ -76,7 +68,7 @@ def parameters(anatomies) -> go.Figure:
                 x=shares,
                 name=part,
                 orientation="h",
-                marker_color=PART_COLOURS[part],
+                marker_color=KIND_COLOURS[KIND_OF_PART[part]],
                 customdata=[a.parts[part] for a in anatomies],
                 hovertemplate="%{y}<br>" + part + ": %{customdata:,} (%{x:.1%})<extra></extra>",
             )

@@ -20,21 +20,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from llminspect.analysis.attention import (
-    STATISTICS,
-    causal_mask,
-    head_statistics,
-    kv_groups,
-    padding_mask,
-    sliding_window_mask,
-)
+from llminspect.analysis.attention import head_mean, kv_groups
+from llminspect.analysis.masks import causal_mask, padding_mask, sliding_window_mask
 from llminspect.errors import InputError
 from llminspect.views.bertviz_offline import bertviz_html
 from llminspect.views.checks import takes
-from llminspect.views.html import HTMLView, escape, plotly_text, show_figure, tick_labels
+from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 60, "b": 60}}
-MEAN = -1  # head selector value for the (labelled) average over heads
 BERTVIZ_LIMIT = 300
 _WEIGHT_STYLE = (
     "<style>.li-weights{font:13px monospace;margin:4px 0}.li-weights b{font-family:sans-serif}"
@@ -63,7 +56,7 @@ def head_matrix(weights, rows: list[str], cols: list[str], title: str, height: i
 
 
 def head_overview(statistics: dict, statistic: str, selected: tuple[int, int] | None = None) -> go.Figure:
-    """A layers x heads heatmap of one per-head summary, the selected head outlined."""
+    """A layers x heads heatmap of one per-head summary, the selected (layer, head) outlined (none for a mean)."""
     values = statistics[statistic].numpy()
     layers, heads = values.shape
     fig = go.Figure(
@@ -76,7 +69,7 @@ def head_overview(statistics: dict, statistic: str, selected: tuple[int, int] | 
             colorbar={"title": statistic},
         )
     )
-    if selected is not None and selected[1] != MEAN:
+    if selected is not None and selected[1] >= 0:
         layer, head = selected
         fig.add_shape(
             type="rect", x0=head - 0.5, x1=head + 0.5, y0=layer - 0.5, y1=layer + 0.5, line={"color": "red", "width": 3}
@@ -106,7 +99,7 @@ def weights_html(labels: list[str], weights, heading: str, selected: int | None 
     return f"{_WEIGHT_STYLE}<div class='li-weights'><b>{escape(heading)}</b><br>{''.join(spans)}</div>"
 
 
-def _parts(trace) -> dict[str, tuple]:
+def attention_parts(trace) -> dict[str, tuple]:
     """The attention kinds of a trace: name -> (tensor, query labels, key labels)."""
     labels = trace.tokens.labels
     if trace.family != "encoder-decoder":
@@ -121,111 +114,6 @@ def _parts(trace) -> dict[str, tuple]:
         "decoder self-attention": (trace.attentions, labels, labels),
         "cross-attention": (trace.cross_attentions, labels, source),
     }
-
-
-class AttentionExplorer:
-    """The interactive explorer widget; ``layer``, ``head``, ``token``, ``part`` and ``statistic``
-    are its controls, ``matrix`` the last head heatmap drawn. ``head="mean"`` starts on the
-    average over heads, which is always labelled as such."""
-
-    def __init__(self, trace, part: str | None = None, layer: int = 0, head: int | str = 0) -> None:
-        import ipywidgets as widgets
-
-        head = MEAN if head == "mean" else head
-
-        self.parts = _parts(trace)
-        self.kv_heads = trace.num_key_value_heads
-        self._statistics: dict[str, dict] = {}
-        first = part or next(iter(self.parts))
-        attn = self.parts[first][0]
-        self.part = widgets.ToggleButtons(  # tab-like: one button per kind of attention
-            options=list(self.parts), value=first, style={"button_width": "180px"}
-        )
-        self.statistic = widgets.Dropdown(options=STATISTICS, value="entropy", description="summary")
-        self.layer = widgets.IntSlider(value=layer, min=0, max=attn.shape[0] - 1, description="layer")
-        heads = [(f"head {h}", h) for h in range(attn.shape[1])] + [("mean of all heads (averaged)", MEAN)]
-        self.head = widgets.Dropdown(options=heads, value=head, description="head")
-        self.token = widgets.Dropdown(description="token")
-        self.overview_out, self.matrix_out = widgets.Output(), widgets.Output()
-        self.note, self.weights = widgets.HTML(), widgets.HTML()
-        self.matrix: go.Figure | None = None
-        self._set_tokens()
-        self.part.observe(self._on_part, names="value")
-        self.statistic.observe(lambda _: self._draw_overview(), names="value")
-        for control in (self.layer, self.head):
-            control.observe(lambda _: self._draw_head(), names="value")
-        self.token.observe(lambda _: self._draw_weights(), names="value")
-        tabs = [self.part] if len(self.parts) > 1 else []
-        top = widgets.HBox([widgets.VBox([self.statistic, self.layer, self.head, self.note]), self.overview_out])
-        self.widget = widgets.VBox([*tabs, top, self.matrix_out, self.token, self.weights])
-        self._draw_overview()
-        self._draw_head()
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def statistics(self) -> dict:
-        name = self.part.value
-        if name not in self._statistics:
-            self._statistics[name] = head_statistics(self.parts[name][0])
-        return self._statistics[name]
-
-    def _set_tokens(self) -> None:
-        rows = self.parts[self.part.value][1]
-        self.token.options = [(f"{i}: {label}", i) for i, label in enumerate(rows)]
-        self.token.value = (
-            len(rows) - 1 if "self" in self.part.value and self.part.value != "encoder self-attention" else 0
-        )
-
-    def _on_part(self, _change) -> None:
-        attn = self.parts[self.part.value][0]
-        self.layer.max = attn.shape[0] - 1
-        self._set_tokens()
-        self._draw_overview()
-        self._draw_head()
-
-    def _weights(self):
-        attn = self.parts[self.part.value][0][self.layer.value]
-        return attn.mean(0) if self.head.value == MEAN else attn[self.head.value]
-
-    def _draw_overview(self) -> None:
-        stats = self.statistics()
-        statistic = self.statistic.value if self.statistic.value in stats else "entropy"
-        show_figure(self.overview_out, head_overview(stats, statistic, (self.layer.value, self.head.value)))
-
-    def _draw_head(self) -> None:
-        name, (_, rows, cols) = self.part.value, self.parts[self.part.value]
-        which = "mean of all heads (averaged)" if self.head.value == MEAN else f"head {self.head.value}"
-        self.matrix = head_matrix(self._weights().numpy(), rows, cols, f"{name}, layer {self.layer.value}, {which}")
-        show_figure(self.matrix_out, self.matrix)
-        self._draw_note()
-        self._draw_weights()
-        self._draw_overview()
-
-    def _draw_note(self) -> None:
-        heads = self.parts[self.part.value][0].shape[1]
-        if self.head.value == MEAN or not self.kv_heads or self.kv_heads == heads or "cross" in self.part.value:
-            self.note.value = ""
-            return
-        groups = kv_groups(heads, self.kv_heads)
-        group = groups[self.head.value]
-        sharing = [h for h, g in enumerate(groups) if g == group]
-        self.note.value = (
-            f"<small>grouped-query attention: head {self.head.value} reads key/value head {group}, "
-            f"shared by query heads {', '.join(map(str, sharing))}</small>"
-        )
-
-    def _draw_weights(self) -> None:
-        if self.token.value is None:
-            return
-        _, rows, cols = self.parts[self.part.value]
-        weights = self._weights()
-        i = self.token.value
-        looks = weights_html(cols, weights[i].numpy(), f"where {rows[i]!r} (query {i}) looks", None)
-        looked = ""
-        if rows is cols:
-            looked = weights_html(rows, weights[:, i].numpy(), f"what looks at {cols[i]!r} (key {i})", i)
-        self.weights.value = looks + looked
 
 
 def kv_sharing(num_heads: int, num_key_value_heads: int | None) -> go.Figure:
@@ -288,21 +176,6 @@ def masks(n: int = 10, window: int = 3, lengths: tuple[int, int] = (10, 6)) -> g
     return fig
 
 
-def mask_explorer(n: int = 16, window: int = 4):
-    """``masks`` with a slider for the window size."""
-    import ipywidgets as widgets
-
-    slider = widgets.IntSlider(value=window, min=1, max=n, description="window w")
-    out = widgets.Output()
-
-    def draw(_=None) -> None:
-        show_figure(out, masks(n, slider.value, (n, max(1, n * 2 // 3))))
-
-    slider.observe(draw, names="value")
-    draw()
-    return widgets.VBox([slider, out])
-
-
 @takes("analysis.trace:Trace", "m.trace(audio)")
 def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, alignment=None) -> go.Figure:
     """Cross-attention of each written token over time, with the waveform beneath (Whisper).
@@ -310,8 +183,7 @@ def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, ali
     ``heads`` are averaged (labelled in the title); ``alignment`` (a WordTimes) marks each token's peak.
     """
     cross = trace.cross_attentions
-    pairs = heads or [(layer, head) for layer in range(cross.shape[0]) for head in range(cross.shape[1])]
-    mean = np.mean([cross[layer, head].numpy() for layer, head in pairs], axis=0)
+    mean = head_mean(cross, heads).numpy()
     end = min(cross.shape[-1], int(trace.audio_positions * 1.1) + 5)
     step = trace.seconds_per_position
     times = np.arange(end) * step
@@ -356,7 +228,7 @@ def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, ali
         col=1,
     )
     fig.add_vline(x=trace.source.duration, line_dash="dot", line_color="#e03131")
-    what = "alignment heads " + ", ".join(f"{layer}.{head}" for layer, head in pairs) if heads else "all heads"
+    what = "alignment heads " + ", ".join(f"{layer}.{head}" for layer, head in heads) if heads else "all heads"
     fig.update_yaxes(autorange="reversed", row=1, col=1, **tick_labels(labels))
     fig.update_xaxes(title_text="time (s); the dotted line is the end of the clip", row=2, col=1)
     fig.update_layout(title=f"cross-attention over the audio, mean of {what}", height=560, showlegend=False, **_LAYOUT)
@@ -364,19 +236,37 @@ def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, ali
 
 
 @takes("analysis.trace:Trace", "m.trace(text)")
-def attention(trace, style: str = "explorer", **options):
-    """Show a trace's attention. ``style``: "explorer" (default, scales to long inputs),
-    "bertviz" / "bertviz-head" (bertviz's head view, offline) or "bertviz-model" (its model view)."""
-    if style == "explorer":
-        return AttentionExplorer(trace, **options)
-    views = {"bertviz": "head", "bertviz-head": "head", "bertviz-model": "model"}
-    if style not in views:
-        raise InputError(f"style={style!r}: choose 'explorer', 'bertviz-head' or 'bertviz-model'.")
+def attention(trace, part: str | None = None, layer: int = 0, head: int | str = 0) -> go.Figure:
+    """One head's attention map of a trace (``head="mean"``: the labelled mean of the layer's heads).
+
+    ``part`` picks an encoder-decoder's "encoder self-attention", "decoder self-attention" or
+    "cross-attention". For switching heads and tokens live, use ``li.labs.attention(trace)``.
+    """
+    parts = attention_parts(trace)
+    part = part or next(iter(parts))
+    if part not in parts:
+        raise InputError(f"part={part!r}: this trace has {', '.join(parts)}.")
+    maps, rows, cols = parts[part]
+    if not 0 <= layer < maps.shape[0]:
+        raise InputError(f"layer={layer}: the {part} has layers 0 to {maps.shape[0] - 1}.")
+    if head == "mean":
+        title = f"{part}, layer {layer}, mean of all heads (averaged)"
+        return head_matrix(maps[layer].mean(0).numpy(), rows, cols, title)
+    if not 0 <= head < maps.shape[1]:
+        raise InputError(f"head={head}: the {part} has heads 0 to {maps.shape[1] - 1} (or 'mean').")
+    return head_matrix(maps[layer, head].numpy(), rows, cols, f"{part}, layer {layer}, head {head}")
+
+
+@takes("analysis.trace:Trace", "m.trace(text)")
+def bertviz(trace, view: str = "head", **options) -> HTMLView:
+    """bertviz's "head" or "model" view of a trace, working offline (its scripts ship with llminspect)."""
+    if view not in ("head", "model"):
+        raise InputError(f"view={view!r}: bertviz has a 'head' and a 'model' view.")
     if trace.family == "encoder-decoder":
         if trace.audio_positions is not None:
             raise InputError(
                 "bertviz draws a line per token pair, and Whisper's encoder has 1,500 audio positions: use "
-                "style='explorer' or views.audio_cross_attention for speech."
+                "li.labs.attention(trace) or views.audio_cross_attention for speech."
             )
         arguments = {
             "encoder_attention": tuple(layer[None] for layer in trace.encoder_attentions),
@@ -385,14 +275,12 @@ def attention(trace, style: str = "explorer", **options):
             "encoder_tokens": trace.source.labels,
             "decoder_tokens": trace.tokens.labels,
         }
-        html = bertviz_html(views[style], None, None, **arguments, **options)
+        html = bertviz_html(view, None, None, **arguments, **options)
     else:
         if len(trace.tokens) > BERTVIZ_LIMIT:
             raise InputError(
                 f"{len(trace.tokens)} tokens is too many for bertviz (one line per token pair per head; "
-                f"it stops being usable past ~{BERTVIZ_LIMIT}): use style='explorer'."
+                f"it stops being usable past ~{BERTVIZ_LIMIT}): use li.labs.attention(trace)."
             )
-        html = bertviz_html(
-            views[style], tuple(layer[None] for layer in trace.attentions), trace.tokens.labels, **options
-        )
-    return HTMLView(html, f"bertviz {views[style]} view")
+        html = bertviz_html(view, tuple(layer[None] for layer in trace.attentions), trace.tokens.labels, **options)
+    return HTMLView(html, f"bertviz {view} view")

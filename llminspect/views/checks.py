@@ -50,7 +50,8 @@ def takes(where: str, made_by: str, container: str | None = None) -> Callable:
                 fits, wanted = isinstance(data, kind), _a(kind.__name__)
             if not fits:
                 got = _a(type(data).__name__)
-                raise WrongDataError(f"views.{view.__name__} draws {wanted} (from {made_by}), not {got}.")
+                floor = view.__module__.split(".")[1]  # "views" or "labs"
+                raise WrongDataError(f"{floor}.{view.__name__} draws {wanted} (from {made_by}), not {got}.")
             return view(data, *args, **kwargs)
 
         return checked

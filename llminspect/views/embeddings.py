@@ -25,7 +25,7 @@ from llminspect.views.tokens import STYLE
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
 
 
-@takes("analysis.embeddings:WordVectors", "embeddings.word_in_contexts(m, word, sentences)")
+@takes("analysis.embeddings:WordVectors", "m.word_in_contexts(word, sentences)")
 def layer_similarity(word_vectors) -> go.Figure:
     """Cosine between a word's vectors in each pair of contexts, layer by layer (a WordVectors).
 
@@ -91,7 +91,7 @@ def similarity(
     return fig
 
 
-@takes("analysis.embeddings:Projection", "embeddings.project(vectors, labels)")
+@takes("analysis.embeddings:Projection", "llminspect.analysis.embeddings.project(vectors, labels)")
 def projection(projected) -> go.Figure:
     """A 2-D or 3-D scatter of PCA coordinates (a Projection), labelled and coloured by group."""
     coords = projected.coordinates
@@ -121,7 +121,7 @@ def projection(projected) -> go.Figure:
     return fig
 
 
-@takes("analysis.embeddings:Neighbours", "embeddings.nearest_tokens(m, word)")
+@takes("analysis.embeddings:Neighbours", "m.nearest_tokens(word) or m.analogy(...)")
 def neighbours(result) -> HTMLView:
     """A ranked table of nearest tokens with cosine bars (a Neighbours), saying which tokens were pooled."""
     rows = "".join(
@@ -138,7 +138,7 @@ def neighbours(result) -> HTMLView:
     )
 
 
-@takes("analysis.embeddings:Ranking", "embeddings.paraphrase_ranking(m, ...)", "list")
+@takes("analysis.embeddings:Ranking", "llminspect.analysis.embeddings.paraphrase_ranking(m, ...)", "list")
 def rankings(results) -> go.Figure:
     """Bars comparing poolings by how often the paraphrase ranks first, and by mean reciprocal rank."""
     names = [r.pooling for r in results]

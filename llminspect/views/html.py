@@ -11,8 +11,11 @@ Example:
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
+
+from llminspect.errors import LLMInspectError
+
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"  # what JupyterLab's plotly extension draws, offline
 
 
 def escape(text: object) -> str:
@@ -56,28 +59,10 @@ def save(view, path: str | Path) -> Path:
     if hasattr(view, "write_html"):  # a plotly figure
         view.write_html(path, include_plotlyjs=True, full_html=True)
         return path
-    from llminspect.errors import LLMInspectError
-
     raise LLMInspectError(
         f"A {type(view).__name__} cannot be saved as a self-contained HTML file: live widgets need a "
         "running kernel. Save the static view instead (e.g. views.tokens(...) or a plotly figure)."
     )
-
-
-PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
-
-
-def show_figure(output, figure) -> None:
-    """Put a plotly figure into an ipywidgets ``Output`` as plotly's JupyterLab mimetype.
-
-    JupyterLab draws that mimetype offline with the extension inside the plotly wheel. Setting
-    the output directly (rather than ``figure.show()``) needs no running IPython shell and skips
-    plotly's deep-copying validation, which matters for a 1,024 x 1,024 heatmap.
-    """
-    import plotly.io as pio
-
-    spec = json.loads(pio.to_json(figure, validate=False))
-    output.outputs = ({"output_type": "display_data", "data": {PLOTLY_MIMETYPE: spec}, "metadata": {}},)
 
 
 def plotly_text(text: object) -> str:

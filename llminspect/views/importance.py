@@ -15,8 +15,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -190,47 +188,3 @@ def compare_methods(attributions: list, row: int = 0) -> go.Figure:
         **_LAYOUT,
     )
     return fig
-
-
-def lab(next_tokens: Callable, explain: Callable, prompt: str = "The capital of France is", k: int = 8):
-    """Type a prompt, pick a target among the top-k next tokens, pick a method, and explain.
-
-    ``next_tokens`` and ``explain`` are a decoder Inspector's ``next_tokens`` and ``importance``.
-    """
-    import ipywidgets as widgets
-
-    from llminspect.analysis.importance import METHODS
-    from llminspect.views.debounce import debounced
-    from llminspect.views.html import show_figure
-
-    text = widgets.Text(value=prompt, description="prompt", layout=widgets.Layout(width="60%"))
-    target = widgets.Dropdown(description="target")
-    method = widgets.Dropdown(options=METHODS, value="integrated_gradients", description="method")
-    run = widgets.Button(description="explain", button_style="primary")
-    result = widgets.HTML()
-    chart = widgets.Output()
-
-    def refresh(value: str) -> None:
-        if not value.strip():
-            target.options = []
-            return
-        top = next_tokens(value, k)
-        target.options = [(f"{t!r} {p:.1%}", t) for t, p in zip(top.tokens, top.probabilities, strict=True)]
-        target.value = top.tokens[0]
-
-    def explain_now(_=None) -> None:
-        if not target.value:
-            return
-        view = importance(explain(text.value, target.value, method.value))
-        if isinstance(view, HTMLView):
-            result.value, chart.outputs = view.body, ()
-        else:
-            result.value = ""
-            show_figure(chart, view)
-
-    update = debounced(0.3, refresh)
-    text.observe(lambda change: update(change["new"]), names="value")
-    run.on_click(explain_now)
-    refresh(prompt)
-    explain_now()
-    return widgets.VBox([text, widgets.HBox([target, method, run]), result, chart])

@@ -2,7 +2,7 @@
 
 Example:
     >>> import torch
-    >>> from llminspect.analysis.walk import Step, Walk
+    >>> from llminspect.analysis.steps import Step, Walk
     >>> walk = Walk("decoder", "hooks", None, [Step("<b>", "embedding", "embed", torch.ones(2, 3))])
     >>> "&lt;b&gt;" in steps_table(walk).body
     True
@@ -12,26 +12,14 @@ from __future__ import annotations
 
 import math
 
-import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llminspect.views.checks import takes
-from llminspect.views.html import HTMLView, escape, plotly_text, show_figure, tick_labels
+from llminspect.views.colours import background
+from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 50, "b": 60}}
-KIND_COLOURS = {
-    "embedding": "#e7f5ff",
-    "positions": "#e3fafc",
-    "attention": "#fff4e6",
-    "cross-attention": "#fff0f6",
-    "norm": "#f1f3f5",
-    "mlp": "#ebfbee",
-    "residual": "#fff9db",
-    "block": "#f3f0ff",
-    "head": "#f8f0fc",
-    "other": "#ffffff",
-}
 _STYLE = (
     "<style>.li-outline{font:12px/1.6 monospace}.li-outline details{margin-left:1.2em}"
     ".li-outline summary{cursor:pointer}.li-outline .k{padding:0 4px;border-radius:3px}"
@@ -48,11 +36,11 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def _shape(shape) -> str:
+def shape_text(shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-@takes("analysis.walk:ModuleNode", "walk.module_tree(m.model)")
+@takes("analysis.outline:ModuleNode", "m.outline(walk)")
 def outline(tree, open_levels: int = 2) -> HTMLView:
     """A ``walk.module_tree`` as a clickable outline: class, parameters, settings and output shapes.
 
@@ -60,12 +48,12 @@ def outline(tree, open_levels: int = 2) -> HTMLView:
     """
 
     def node(item, depth: int) -> str:
-        shape = f" <span class='s'>→ {_shape(item.output_shape)}</span>" if item.output_shape else ""
+        shape = f" <span class='s'>→ {shape_text(item.output_shape)}</span>" if item.output_shape else ""
         if item.same_as_first:
             return f"<div style='margin-left:1.2em'>{escape(item.name)}: same parts as 0{shape}</div>"
         detail = f" <span class='p'>{escape(item.details)}</span>" if item.details else ""
         head = (
-            f"<span class='k' style='background:{KIND_COLOURS.get(item.kind, '#fff')}'>{escape(item.name)}</span> "
+            f"<span class='k' style='background:{background(item.kind)}'>{escape(item.name)}</span> "
             f"{escape(item.type)} <span class='p'>{_count(item.parameters)} params</span>{detail}{shape}"
         )
         if not item.children:
@@ -77,17 +65,17 @@ def outline(tree, open_levels: int = 2) -> HTMLView:
     return HTMLView(f"{_STYLE}<div class='li-outline'>{node(tree, 0)}</div>", "model outline")
 
 
-@takes("analysis.walk:Walk", "m.walk(text)")
+@takes("analysis.steps:Walk", "m.walk(text)")
 def steps_table(walk) -> HTMLView:
     """Every step of a walk: what ran, on which shapes, and the mean size (L2 norm per token) of its output."""
     rows = []
     for index, step in enumerate(walk):
-        inputs = ", ".join(_shape(s) for s in step.input_shapes)
+        inputs = ", ".join(shape_text(s) for s in step.input_shapes)
         size = step.output.norm(dim=-1).mean() if step.output.dim() >= 1 else step.output.abs()
         rows.append(
-            f"<tr style='background:{KIND_COLOURS.get(step.kind, '#fff')}'><td>{index}</td><td>{escape(step.name)}</td>"
+            f"<tr style='background:{background(step.kind)}'><td>{index}</td><td>{escape(step.name)}</td>"
             f"<td>{escape(step.kind)}</td><td><code>{escape(step.module)}</code></td><td>{escape(inputs)}</td>"
-            f"<td>{escape(_shape(step.output_shape))}</td><td>{float(size):.2f}</td></tr>"
+            f"<td>{escape(shape_text(step.output_shape))}</td><td>{float(size):.2f}</td></tr>"
         )
     head = "<tr><th>#</th><th>step</th><th>kind</th><th>module</th><th>in</th><th>out</th><th>mean ‖out‖</th></tr>"
     return HTMLView(f"{_STYLE}<table class='li-steps'>{head}{''.join(rows)}</table>", "walk steps")
@@ -112,7 +100,7 @@ def step_figure(step, tokens: list[str] | None, dims: int = 64) -> go.Figure:
         )
     )
     fig.update_layout(
-        title=plotly_text(f"{step.name}  {_shape(step.output_shape)} (first {values.shape[1]} features)"),
+        title=plotly_text(f"{step.name}  {shape_text(step.output_shape)} (first {values.shape[1]} features)"),
         yaxis={"autorange": "reversed", **tick_labels(labels, 40)},
         xaxis={"title": "feature"},
         height=min(120 + 18 * values.shape[0], 600),
@@ -121,31 +109,7 @@ def step_figure(step, tokens: list[str] | None, dims: int = 64) -> go.Figure:
     return fig
 
 
-@takes("analysis.walk:Walk", "m.walk(text)")
-def walk(walk, dims: int = 64) -> widgets.VBox:
-    """Step through a walk: a slider over the steps, the step's module and shapes, and its output."""
-    tokens = walk.tokens.labels if walk.tokens is not None else None
-    source = getattr(walk.source, "labels", None)
-    slider = widgets.IntSlider(0, 0, len(walk) - 1, description="step", continuous_update=False)
-    slider.layout.width = "600px"
-    info, output = widgets.HTML(), widgets.Output()
-
-    def draw(change=None) -> None:
-        step = walk[slider.value]
-        inputs = ", ".join(_shape(s) for s in step.input_shapes) or "—"
-        info.value = (
-            f"<b>{escape(step.name)}</b> <span style='background:{KIND_COLOURS.get(step.kind, '#fff')}'>"
-            f"{escape(step.kind)}</span> · <code>{escape(step.module or 'a plain add')}</code> · "
-            f"in {escape(inputs)} → out {escape(_shape(step.output_shape))}"
-        )
-        show_figure(output, step_figure(step, source if step.stack == "encoder" else tokens, dims))
-
-    slider.observe(draw, "value")
-    draw()
-    return widgets.VBox([slider, info, output])
-
-
-@takes("analysis.walk:ResidualStream", "walk.residual_stream(m.walk(text))")
+@takes("analysis.residual:ResidualStream", "llminspect.analysis.residual.residual_stream(walk)")
 def residual_stream(stream) -> go.Figure:
     """Left: the stream's size at each point, one line per token. Right: what each sub-layer adds (mean over tokens)."""
     fig = make_subplots(
@@ -184,7 +148,7 @@ def residual_stream(stream) -> go.Figure:
     return fig
 
 
-@takes("analysis.lens:LogitLens", "llminspect.analysis.lens.logit_lens(m, text)")
+@takes("analysis.lens:LogitLens", "m.lens(text)")
 def logit_lens(lens, color: str = "probability") -> go.Figure:
     """Layers (rows) x positions (columns): the top next-token guess, coloured by its probability or the entropy."""
     if color not in ("probability", "entropy"):
@@ -216,7 +180,7 @@ def logit_lens(lens, color: str = "probability") -> go.Figure:
     return fig
 
 
-@takes("analysis.lens:LogitLens", "llminspect.analysis.lens.logit_lens(m, text, answer=...)")
+@takes("analysis.lens:LogitLens", "m.lens(text, answer=...)")
 def answer_rank(lens, position: int = -1) -> go.Figure:
     """The answer token's rank (1 = top guess) and probability at each layer, at one position."""
     ranks = lens.answer_rank[:, position].tolist()
@@ -235,7 +199,7 @@ def answer_rank(lens, position: int = -1) -> go.Figure:
     return fig
 
 
-@takes("analysis.rope:Rotary", "llminspect.analysis.rope.rotary(m, text)")
+@takes("analysis.rope:Rotary", "m.rotary(text)")
 def rotary(rope, pairs: tuple[int, ...] | None = None) -> go.Figure:
     """Left: the angle each pair of q/k dimensions is turned by, per position. Right: pairs of the query, turned.
 

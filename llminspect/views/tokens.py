@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from llminspect.analysis.tokens import SPACE_SIGN, Tokens
 from llminspect.views.checks import takes
@@ -117,7 +117,7 @@ def next_tokens_html(title: str, candidates) -> str:
     )
 
 
-@takes("analysis.sampling:HealedPrompt", "m.heal(prompt)")
+@takes("analysis.next_token:HealedPrompt", "m.heal(prompt)")
 def healing(healed) -> HTMLView:
     """Next tokens as the prompt was written, beside those after token healing (a HealedPrompt)."""
     before = next_tokens_html(f"after {healed.prompt!r}", healed.before)
@@ -128,28 +128,3 @@ def healing(healed) -> HTMLView:
     )
     body = f"{STYLE}<div style='display:flex;gap:24px;align-items:flex-start'>{before}{after}</div>"
     return HTMLView(body, "token healing")
-
-
-def live(tokenizers: Callable[[str], Tokens] | Mapping[str, Callable[[str], Tokens]], text: str = "Type here…"):
-    """A text box whose token chips and counts update as you type (debounced).
-
-    ``tokenizers`` is a tokenize function (e.g. ``m.tokenize``) or a dict of them by name.
-    """
-    import ipywidgets as widgets
-
-    from llminspect.views.debounce import debounced
-
-    functions = tokenizers if isinstance(tokenizers, Mapping) else {"tokens": tokenizers}
-    box = widgets.Textarea(value=text, continuous_update=True, layout=widgets.Layout(width="100%", height="60px"))
-    output = widgets.HTML()
-
-    def render(value: str) -> None:
-        if not value:
-            output.value = "<p class='li-count'>Type some text.</p>"
-            return
-        output.value = compare({name: tokenize(value) for name, tokenize in functions.items()}, show_ids=True).body
-
-    update = debounced(0.15, render)
-    box.observe(lambda change: update(change["new"]), names="value")
-    render(text)
-    return widgets.VBox([box, output])
