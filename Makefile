@@ -38,8 +38,9 @@ browser:
 lint: setup
 	$(VENV)/bin/ruff check llminspect tests benchmarks scripts
 
-bench: prepare
+bench: prepare browser
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/trace_overhead.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/browser_views.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/attention_view.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/importance.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/sampling_widget.py

@@ -2,7 +2,8 @@
 
 Times (median of a few runs, on the embedded decoder: 30 layers x 9 heads) of
 - building the explorer (per-head summaries for every layer and head + the first drawing),
-- switching the head shown (what a learner waits for when moving the head selector),
+- switching the head shown, on the Python side (the full-resolution box and the token's row; the
+  page redraws the whole map itself: ``browser_views.py`` measures what the learner waits for),
 - bertviz's model view build on the same attentions (at 1,024 tokens bertviz would serialize
   about 283 million weights to JSON: that case is skipped and said so).
 Goal: switching a head < 200 ms at 1,024 tokens on CPU. Run: ``python benchmarks/attention_view.py``.
@@ -41,7 +42,7 @@ def main() -> None:
         heads = iter(range(10_000))
 
         def switch(explorer=explorer, heads=heads) -> None:
-            explorer.head.value = next(heads) % 9
+            explorer.head = next(heads) % 9
 
         switch_s = median_seconds(switch, 9, warm_up=False)
         if len(trace.tokens) <= BERTVIZ_MAX:

@@ -144,7 +144,10 @@ DOM_REPORT = """() => {
   return {
     stderr: outputs.filter(o => mime(o).includes('stderr')).map(o => o.innerText.slice(0, 500)),
     widgets: widgets.length,
-    widgetsDrawn: widgets.filter(o => o.querySelector('[class*="widget-"]')).length,
+    widgetsDrawn: widgets.filter(o => o.querySelector('[class*="widget-"], [data-drawn]')).length,
+    // views drawn in the browser by llminspect's own code (explorer, bar charts) mark each drawing
+    clientDrawn: [...document.querySelectorAll('[data-drawn]')].filter(e => Number(e.dataset.drawn) > 0).length,
+    explorers: document.querySelectorAll('.li-explorer').length,
     widgetErrors: outputs.filter(o => /Error displaying widget|Loading widget\\.\\.\\./.test(o.innerText)).length,
     plotly: plotly.length,
     plotlyDrawn: plotly.filter(o => o.querySelector('.main-svg')).length,
@@ -174,6 +177,21 @@ def run_notebook(page, lab: Lab, notebook: str, timeout_s: float = 600) -> float
         time.sleep(0.5)
     page.wait_for_timeout(1500)  # let late renderers (plotly, widgets) finish drawing
     return time.monotonic() - start
+
+
+def switch_explorer_head(page) -> tuple[str, str]:
+    """Pick another head in the first attention explorer; return its whole-map canvas before and after."""
+    explorer = page.locator(".li-explorer").first
+    canvas = explorer.locator("canvas.li-overview")
+    before = canvas.evaluate("c => c.toDataURL()")
+    heads = explorer.locator("select", has=page.locator("option", has_text="mean of all heads"))
+    heads.select_option(index=1 if heads.input_value() != "1" else 2)
+    for _ in range(40):
+        page.wait_for_timeout(100)
+        after = canvas.evaluate("c => c.toDataURL()")
+        if after != before:
+            break
+    return before, after
 
 
 def nudge_first_slider(page) -> tuple[str, str]:

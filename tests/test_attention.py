@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 
@@ -14,7 +13,7 @@ import llminspect as li
 from llminspect.analysis import attention as att
 from llminspect.analysis import masks
 from llminspect.errors import FamilyError, InputError
-from llminspect.labs.attention import MEAN, AttentionExplorer
+from llminspect.labs.attention import MEAN, AttentionExplorer, from_half_bytes
 from llminspect.models.registry import sample_audio
 from llminspect.views.bertviz_offline import loader_html
 
@@ -143,39 +142,66 @@ def test_one_head_as_a_figure(decoder, toy):
             li.views.attention(tr, **wrong)
 
 
-def test_explorer_shows_the_selected_head_and_token(decoder):
+def test_explorer_sends_what_the_trace_holds(decoder):
     tr = decoder.trace("The animal didn't cross the street because it was too tired")
     explorer = li.labs.attention(tr, layer=13, head=8)
-    assert isinstance(explorer, AttentionExplorer)
-    np.testing.assert_allclose(explorer.matrix.data[0].z, tr.attentions[13, 8].numpy())
-    assert "key/value head 2, shared by query heads 6, 7, 8" in explorer.note.value
-    explorer.head.value = MEAN
-    np.testing.assert_allclose(explorer.matrix.data[0].z, tr.attentions[13].mean(0).numpy(), rtol=1e-6)
-    assert "mean of all heads (averaged)" in explorer.matrix.layout.title.text
-    explorer.head.value = 3
-    explorer.token.value = 8  # " it"
-    assert "where &#x27;␣it&#x27; (query 8) looks" in explorer.weights.value
-    assert f"title='{float(tr.attentions[13, 3, 8, 1]):.3f}'" in explorer.weights.value
-    overview = explorer.overview_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]
-    assert overview["layout"]["title"]["text"].startswith("entropy")
-    explorer.statistic.value = "previous token"
-    overview = explorer.overview_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]
-    assert overview["layout"]["title"]["text"].startswith("previous token")
+    assert isinstance(explorer, AttentionExplorer) and explorer.block == 1  # short: the whole map at full size
+    sent = from_half_bytes(explorer.maps, (10, *explorer.pooled))  # every head of the layer, then their mean
+    torch.testing.assert_close(sent[:9], tr.attentions[13], atol=2e-4, rtol=1e-3)  # float16 on the wire
+    torch.testing.assert_close(sent[9], tr.attentions[13].mean(0), atol=2e-4, rtol=1e-3)
+    assert explorer.kv_groups == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # the page writes the grouped-query note from it
     stats = att.head_statistics(tr.attentions)
-    drawn = np.frombuffer(base64.b64decode(overview["data"][0]["z"]["bdata"]), dtype=np.float32)
-    np.testing.assert_allclose(drawn.reshape(30, 9), stats["previous token"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(explorer.summary["previous token"], stats["previous token"].numpy(), atol=1e-4)
+    explorer.head = 3
+    explorer.token = 8  # " it"
+    row = from_half_bytes(explorer.row, (len(tr.tokens),), deflated=False)
+    torch.testing.assert_close(row, tr.attentions[13, 3, 8], atol=2e-4, rtol=1e-3)
+    explorer.head = MEAN
+    box = from_half_bytes(explorer.detail, explorer.detail_shape)
+    torch.testing.assert_close(box, tr.attentions[13].mean(0), atol=2e-4, rtol=1e-3)
+    explorer.layer = 2
+    assert not torch.equal(from_half_bytes(explorer.maps, (10, *explorer.pooled)), sent)
+
+
+def test_a_long_trace_is_sent_pooled_and_by_windows(decoder):
+    ids = decoder.tokenizer("The quick brown fox jumps over the lazy dog. " * 60).input_ids[:600]
+    tr = decoder.trace(decoder.tokenizer.decode(ids))
+    explorer = li.labs.attention(tr, layer=15, head=0)
+    queries = len(tr.tokens)
+    assert explorer.block == 3 and explorer.pooled == [-(-queries // 3)] * 2
+    layer = tr.attentions[15]
+    pooled = torch.nn.functional.max_pool2d(layer[None], 3, 3, ceil_mode=True)[0]
+    sent = from_half_bytes(explorer.maps, (10, *explorer.pooled))
+    torch.testing.assert_close(sent[:9], pooled, atol=2e-4, rtol=1e-3)  # each pixel: the largest weight of its block
+    explorer.window, explorer.span = [100, 40], 32
+    box = from_half_bytes(explorer.detail, explorer.detail_shape)
+    torch.testing.assert_close(box, layer[0, 100:132, 40:72], atol=2e-4, rtol=1e-3)
+    assert len(explorer.maps) < 1_000_000 and len(explorer.detail) < 10_000  # deflated float16, not JSON numbers
+    explorer.window = [10_000, -5]  # clamped into the map
+    assert explorer.window == [queries - 32, 0]
 
 
 def test_explorer_parts_of_an_encoder_decoder(toy):
     tr = toy.trace("happy bird eats small mouse")
     explorer = li.labs.attention(tr, part="cross-attention", layer=1, head="mean")
-    assert list(explorer.part.options) == ["encoder self-attention", "decoder self-attention", "cross-attention"]
-    np.testing.assert_allclose(explorer.matrix.data[0].z, tr.cross_attentions[1].mean(0).numpy(), rtol=1e-6)
-    explorer.part.value = "encoder self-attention"
-    explorer.head.value = 2
-    np.testing.assert_allclose(explorer.matrix.data[0].z, tr.encoder_attentions[1, 2].numpy())
-    ticks = explorer.matrix.layout.yaxis.ticktext
-    assert ticks[-1] == "&lt;/s&gt;"  # token text is escaped for plotly, which reads some tags
+    assert explorer.parts == ["encoder self-attention", "decoder self-attention", "cross-attention"]
+    box = from_half_bytes(explorer.detail, explorer.detail_shape)
+    torch.testing.assert_close(box, tr.cross_attentions[1].mean(0), atol=2e-4, rtol=1e-3)
+    explorer.part = "encoder self-attention"
+    explorer.head = 2
+    torch.testing.assert_close(from_half_bytes(explorer.detail, explorer.detail_shape), tr.encoder_attentions[1, 2],
+                               atol=2e-4, rtol=1e-3)  # fmt: skip
+    assert explorer.labels[-1] == "</s>"  # the page writes labels as text, never as markup
+    with pytest.raises(InputError, match="part="):
+        li.labs.attention(tr, part="both")
+
+
+def test_the_explorer_saves_as_a_page_that_works_offline(toy, tmp_path):
+    explorer = li.labs.attention(toy.trace("happy bird <script>x</script>"))
+    page = li.views.save(explorer, tmp_path / "explorer.html").read_text()
+    assert "startHandout(" in page and not re.search(r"https?://", page)  # nothing to fetch
+    assert "<script>x</script>" not in page  # labels travel as JSON with "</" escaped
+    assert not re.search(r"<script[^>]*src=", page)
 
 
 def test_masks_and_kv_pictures_draw_the_computed_masks():

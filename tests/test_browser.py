@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 from conftest import LESSON_SECONDS
-from lab_browser import BLOCK_NETWORK, CHROMIUM, DOM_REPORT, Requests, nudge_first_slider, run_notebook, running_lab
+from lab_browser import (
+    BLOCK_NETWORK,
+    CHROMIUM,
+    DOM_REPORT,
+    Requests,
+    nudge_first_slider,
+    run_notebook,
+    running_lab,
+    switch_explorer_head,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -70,6 +79,30 @@ def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
     if report["sliders"]:
         before, after = nudge_first_slider(page)
         assert after != before, "moving the first slider changed nothing"
+    if report["explorers"]:
+        assert report["clientDrawn"] >= report["explorers"], report
+        before, after = switch_explorer_head(page)
+        assert after != before, "picking another head in the attention explorer changed nothing"
     assert requests.outside == [], requests.outside
     assert any(f"127.0.0.1:{lab.port}" in url for url in requests.urls)
+    page.close()
+
+
+def test_a_saved_attention_explorer_works_in_the_browser_with_no_kernel(browser, toy, tmp_path):
+    import llminspect as li
+
+    page_file = li.views.save(li.labs.attention(toy.trace("happy bird eats small mouse"), layer=1),
+                              tmp_path / "explorer.html")  # fmt: skip
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    requests = Requests()
+    page.on("request", requests.record)
+    page.goto(page_file.as_uri())
+    page.wait_for_selector(".li-explorer [data-drawn], .li-explorer canvas.li-detail", timeout=30_000)
+    page.wait_for_function("() => Number(document.getElementById('explorer').dataset.drawn) > 0", timeout=30_000)
+    before, after = switch_explorer_head(page)
+    assert after != before, "picking another head in a saved page changed nothing"
+    page.locator(".li-explorer select").first.select_option("cross-attention")
+    page.wait_for_timeout(300)
+    assert "cross-attention, layer 1" in page.locator(".li-title").inner_text()
+    assert [u for u in requests.outside if not u.startswith("file:")] == []
     page.close()

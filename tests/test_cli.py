@@ -47,6 +47,15 @@ def test_export_writes_offline_handouts(tmp_path, capsys):
     assert all(page.name in index for page in pages) and "Where the parameters are" in index
 
 
+@pytest.mark.slow
+def test_exported_attention_explorers_stay_interactive_without_a_kernel(tmp_path):
+    cli.main(["export", str(LESSONS / "03_attention.ipynb"), str(tmp_path)])
+    explorers = [p for p in tmp_path.glob("03_attention_cell*.html") if "startHandout(" in p.read_text()]
+    assert len(explorers) >= 3  # encoder, "it" hunt, translation (each a page that draws itself offline)
+    assert all(not re.search(r"https?://", page.read_text()) for page in explorers)
+    assert "live widget(s) need a running kernel" in (tmp_path / "index.html").read_text()  # the masks slider
+
+
 def test_export_says_what_to_give_when_the_notebook_is_missing(capsys):
     assert cli.main(["export", "nope.ipynb", "out"]) == 2
     assert "give the path of a lesson" in capsys.readouterr().out

@@ -200,10 +200,11 @@ def test_sampling_widget_redraws_on_cached_logits(decoder, monkeypatch):
     forwards = []
     monkeypatch.setattr(lab, "_refresh", lambda: forwards.append(1))  # a slider must not run the model
     widget.sliders["top_k"].value = 3
-    figure = widget.chart.outputs[0]["data"]["application/vnd.plotly.v1+json"]
-    after = figure["data"][1]["y"]
-    assert sum(1 for value in after if value > 0) == 3 and forwards == []
-    assert "3 kept" in figure["layout"]["title"]["text"]
+    chart = widget.chart  # drawn in the browser from these numbers alone
+    assert sum(1 for value in chart.after if value > 0) == 3 and forwards == []
+    top = lab.logits.double().softmax(-1).topk(15)
+    assert chart.before == pytest.approx(top.values.tolist(), abs=1e-6)
+    assert chart.labels == decoder_labels(decoder, top.indices.tolist()) and "3 kept" in chart.title
     monkeypatch.undo()
     widget.buttons["sample"].click()
     assert len(lab.chosen) == 1 and lab.chosen[0][1] == "sampled"
@@ -211,6 +212,12 @@ def test_sampling_widget_redraws_on_cached_logits(decoder, monkeypatch):
     assert lab.chosen[-1][1] == "greedy"
     widget.buttons["undo"].click()
     assert len(lab.chosen) == 1
+
+
+def decoder_labels(decoder, ids):
+    from llminspect.analysis.tokens import token_labels
+
+    return token_labels(decoder.tokenizer, ids)
 
 
 def test_sampling_needs_a_next_token_model(encoder):

@@ -160,3 +160,23 @@ def test_toy_trace_with_a_given_target(toy):
     assert tr.tokens.strings == ["<s>", "rego", "granda", "vidas", "hundo", "</s>"]
     assert tr.cross_attentions.shape == (2, 4, 6, 5)
     np.testing.assert_allclose(tr.cross_attentions.sum(-1).numpy(), 1.0, atol=1e-5)
+
+
+def test_long_traces_keep_attentions_compact_and_within_float16_of_transformers(decoder, encoder, monkeypatch):
+    import llminspect.analysis.maps as maps
+
+    monkeypatch.setattr(maps, "COMPACT_ABOVE", 0)  # what a 1,024-token trace does, on a short text
+    text = "The quick brown fox jumps over the lazy dog and runs far away"
+    tr = decoder.trace(text)
+    assert isinstance(tr.attentions, maps.AttentionMaps) and tr.attentions.causal
+    layers, heads, n, _ = tr.attentions.shape
+    assert tr.attentions.nbytes < layers * heads * n * n * 4 / 3.5  # float16 and only the lower triangle
+    with torch.no_grad():
+        ref = decoder.model(torch.tensor([tr.tokens.ids]), output_attentions=True).attentions
+    for layer in (0, 15, 29):  # float16 storage: about 3 significant digits
+        torch.testing.assert_close(tr.attentions[layer], ref[layer][0], atol=2e-4, rtol=1e-3)
+    torch.testing.assert_close(tr.attentions[3, 4, -1], ref[3][0, 4, -1], atol=2e-4, rtol=1e-3)
+    assert torch.all(torch.triu(tr.attentions[7], diagonal=1) == 0)
+    bidirectional = encoder.trace(text).attentions
+    assert isinstance(bidirectional, maps.AttentionMaps) and not bidirectional.causal
+    assert bidirectional.dense().shape == (6, 12, len(encoder.tokenize(text)), len(encoder.tokenize(text)))

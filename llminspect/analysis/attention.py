@@ -87,7 +87,7 @@ def find_heads(attentions: torch.Tensor, tokens: Tokens, source: str, target: st
     a pronoun to its noun.
     """
     rows, cols = word_positions(tokens, source), word_positions(tokens, target)
-    weight = attentions[:, :, rows][:, :, :, cols].sum(-1).mean(-1)  # [layers, heads]
+    weight = torch.stack([layer[:, rows][:, :, cols].sum(-1).mean(-1) for layer in attentions])  # [layers, heads]
     order = weight.flatten().argsort(descending=True)[:top]
     heads = weight.shape[1]
     return [HeadMatch(int(i) // heads, int(i) % heads, float(weight.flatten()[i])) for i in order]

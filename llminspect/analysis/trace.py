@@ -5,7 +5,8 @@ repacks the per-layer tuples transformers returns into stacked CPU tensors witho
 dimension, so every view and test indexes them the same way:
 
 - ``hidden_states``: [layers + 1, tokens, hidden] (index 0 is the embedding output)
-- ``attentions``: [layers, heads, tokens, tokens] (row = the token attending, column = attended)
+- ``attentions``: [layers, heads, tokens, tokens] (row = the token attending, column = attended);
+  float32 tensors, or for long inputs compact ``AttentionMaps`` (float16, causal half) read the same way
 - ``cross_attentions`` (encoder-decoder): [layers, heads, target tokens, source positions]
 
 For an encoder-decoder model the *decoder* is the stack that writes, so ``tokens``,
@@ -26,6 +27,7 @@ import torch
 
 from llminspect.analysis.audio import Audio
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.maps import AttentionMaps, compact
 from llminspect.analysis.tokens import Tokens
 from llminspect.errors import FamilyError, LLMInspectError
 
@@ -78,6 +80,12 @@ def stack_layers(per_layer: tuple[torch.Tensor, ...] | None, what: str) -> torch
     return torch.stack([layer[0] for layer in per_layer]).detach().float().cpu()
 
 
+def stack_maps(per_layer: tuple[torch.Tensor, ...] | None, what: str) -> torch.Tensor | AttentionMaps:
+    """Like ``stack_layers`` for attention maps, kept compact (float16, causal half) when they are large."""
+    stack_layers(per_layer[:1] if per_layer else per_layer, what)  # the same refusal when there are none
+    return compact([layer[0].detach().float().cpu() for layer in per_layer])
+
+
 def _logits(outputs) -> torch.Tensor | None:
     logits = getattr(outputs, "logits", None)
     return None if logits is None else logits[0].detach().float().cpu()
@@ -100,7 +108,7 @@ def capture(m, inputs: Inputs) -> Trace:
             family=m.family,
             tokens=inputs.tokens,
             hidden_states=stack_layers(outputs.hidden_states, "hidden states"),
-            attentions=stack_layers(outputs.attentions, "attentions"),
+            attentions=stack_maps(outputs.attentions, "attentions"),
             logits=_logits(outputs),
             num_key_value_heads=getattr(m.config, "num_key_value_heads", None),
         )
@@ -108,11 +116,11 @@ def capture(m, inputs: Inputs) -> Trace:
         family="encoder-decoder",
         tokens=inputs.tokens,
         hidden_states=stack_layers(outputs.decoder_hidden_states, "decoder hidden states"),
-        attentions=stack_layers(outputs.decoder_attentions, "decoder attentions"),
+        attentions=stack_maps(outputs.decoder_attentions, "decoder attentions"),
         logits=_logits(outputs),
         source=inputs.source,
         encoder_hidden_states=stack_layers(outputs.encoder_hidden_states, "encoder hidden states"),
-        encoder_attentions=stack_layers(outputs.encoder_attentions, "encoder attentions"),
-        cross_attentions=stack_layers(outputs.cross_attentions, "cross-attentions"),
+        encoder_attentions=stack_maps(outputs.encoder_attentions, "encoder attentions"),
+        cross_attentions=stack_maps(outputs.cross_attentions, "cross-attentions"),
         **(inputs.timing if inputs.audio_positions is not None else {}),
     )

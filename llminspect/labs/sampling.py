@@ -13,13 +13,38 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import anywidget
 import ipywidgets as widgets
+import traitlets
 
 from llminspect.analysis.sampling import Knobs
-from llminspect.labs.display import show_figure
 from llminspect.views.checks import takes
-from llminspect.views.sampling import distribution, running_text, stages_table
+from llminspect.views.sampling import running_text, stages_table
 from llminspect.views.tokens import STYLE
+
+TOP = 15  # tokens on the chart
+
+
+class BarChart(anywidget.AnyWidget):
+    """Two bars per token, before and after the knobs, drawn in the browser; a knob step sends only numbers."""
+
+    _esm = Path(__file__).with_name("bars.js")
+    _css = Path(__file__).with_name("bars.css")
+    labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    before = traitlets.List(traitlets.Float()).tag(sync=True)
+    after = traitlets.List(traitlets.Float()).tag(sync=True)
+    title = traitlets.Unicode().tag(sync=True)
+
+    def show(self, stages, ids: list[int], labels: list[str]) -> None:
+        """Draw tokens ``ids`` (as ``labels``) before the knobs and after them, in one message."""
+        with self.hold_sync():
+            self.labels = labels
+            self.before = [round(float(stages[0].probabilities[i]), 6) for i in ids]
+            self.after = [round(float(stages[-1].probabilities[i]), 6) for i in ids]
+            kept = stages[-1].kept
+            self.title = f"top {len(ids)} next tokens — {kept:,} kept after the knobs (grey: model, blue: after)"
 
 
 def _sliders(knobs: Knobs) -> dict[str, widgets.Widget]:
@@ -45,31 +70,36 @@ class _SamplingLab:
         self.seed = widgets.IntText(value=0, description="seed", style={"description_width": "130px"})
         self.buttons = {name: widgets.Button(description=name) for name in self.ACTIONS}
         self.pick = widgets.Dropdown(description="token")
-        self.chart, self.table, self.text = widgets.Output(), widgets.HTML(), widgets.HTML()
+        self.chart, self.table, self.text = BarChart(), widgets.HTML(), widgets.HTML()
         self.draws = 0
         for slider in self.sliders.values():
             slider.observe(self.redraw, names="value")
         for name in self.ACTIONS:
             self.buttons[name].on_click(getattr(self, f"_{name}"))
-        self.redraw()
+        self.refresh()
 
     def knobs(self) -> Knobs:
         return Knobs(**{name: slider.value for name, slider in self.sliders.items()})
 
     def redraw(self, _=None) -> None:
+        """A knob moved: the bars and the stages table (the text and the top tokens stay)."""
         stages = self.lab.stages(self.knobs())
-        top = stages[0].probabilities.topk(15).indices.tolist()
-        labels = self.lab.labels(top)
-        show_figure(self.chart, distribution(stages, top, labels))
+        self.chart.show(stages, self.top, self.labels)
         self.table.value = STYLE + stages_table(stages)
+
+    def refresh(self) -> None:
+        """The text changed: new top tokens, the running text, then the bars."""
+        self.top = self.lab.logits.topk(TOP).indices.tolist()
+        self.labels = self.lab.labels(self.top)
         self.text.value = running_text(*self.lab.written())
-        self.pick.options = list(zip(labels, top, strict=True))
-        self.pick.value = top[0]
+        self.pick.options = list(zip(self.labels, self.top, strict=True))
+        self.pick.value = self.top[0]
+        self.redraw()
 
     def _sample(self, _=None) -> None:
         self.lab.append(self.lab.sample(self.knobs(), self.seed.value + self.draws), "sampled")
         self.draws += 1
-        self.redraw()
+        self.refresh()
 
     def _regenerate(self, _=None) -> None:  # draw the last sampled token again, with the next seed
         if self.lab.chosen and self.lab.chosen[-1][1] == "sampled":
@@ -78,15 +108,15 @@ class _SamplingLab:
 
     def _greedy(self, _=None) -> None:
         self.lab.append(int(self.lab.stages(self.knobs())[-1].probabilities.argmax()), "greedy")
-        self.redraw()
+        self.refresh()
 
     def _pick(self, _=None) -> None:
         self.lab.append(self.pick.value, "picked")
-        self.redraw()
+        self.refresh()
 
     def _undo(self, _=None) -> None:
         self.lab.undo()
-        self.redraw()
+        self.refresh()
 
     @property
     def widget(self) -> widgets.VBox:

@@ -140,8 +140,12 @@ def export(notebook: Path, out: Path, timeout: int = 600) -> list[Path]:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     book = nbformat.read(notebook, as_version=4)
-    NotebookClient(book, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
-                   ).execute()  # fmt: skip
+    os.environ["LLMINSPECT_EXPORT"] = "1"  # labs that can run without a kernel add their page to their output
+    try:
+        NotebookClient(book, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()  # fmt: skip
+    finally:
+        os.environ.pop("LLMINSPECT_EXPORT", None)
     out.mkdir(parents=True, exist_ok=True)
     pages, heading, live = [], notebook.stem, 0
     for number, cell in enumerate(book.cells):
@@ -152,6 +156,8 @@ def export(notebook: Path, out: Path, timeout: int = 600) -> list[Path]:
             path = out / f"{notebook.stem}_cell{number:02d}_{len(pages):02d}.html"
             if PLOTLY_MIMETYPE in data:
                 pio.from_json(json.dumps(data[PLOTLY_MIMETYPE])).write_html(path, include_plotlyjs=True)
+            elif "text/html" in data and data["text/html"].lstrip().startswith("<!DOCTYPE"):
+                path.write_text(data["text/html"], encoding="utf-8")  # a whole page already (the attention explorer)
             elif "text/html" in data:
                 HTMLView(data["text/html"], heading).save(path)
             else:

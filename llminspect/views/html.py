@@ -56,6 +56,9 @@ def save(view, path: str | Path) -> Path:
     path = Path(path)
     if isinstance(view, HTMLView):
         return view.save(path)
+    if hasattr(view, "to_html"):  # a lab that can run in a page with no kernel (the attention explorer)
+        path.write_text(view.to_html(), encoding="utf-8")
+        return path
     if hasattr(view, "write_html"):  # a plotly figure
         view.write_html(path, include_plotlyjs=True, full_html=True)
         return path
