@@ -6,7 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup prepare browser lab test test-fast lint bench clean-cache
+CHP := $(VENV)/chp/node_modules/.bin/configurable-http-proxy
+
+.PHONY: setup prepare browser proxy lab room test test-fast lint bench clean-cache
 
 setup: $(STAMP)
 
@@ -24,7 +26,16 @@ prepare: setup
 lab: prepare
 	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
-test: prepare browser
+# A class over the LAN on JupyterHub (as root: one system account per learner); see README "For instructors".
+room: prepare proxy
+	HF_HUB_OFFLINE=1 $(PY) -m llminspect room $(ROOM_ARGS)
+
+# JupyterHub's proxy (configurable-http-proxy 5.3.0, from npm; node is needed once, here).
+proxy: $(CHP)
+$(CHP):
+	scripts/install_proxy.sh $(VENV)/chp
+
+test: prepare browser proxy
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 # The tier to run on every change (under 2 minutes): everything but lessons, browsers and long checks.

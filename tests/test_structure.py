@@ -1,7 +1,8 @@
 """The package's shape: floors that only look down, no import cycles, modules of one concern.
 
 Floors, lowest first: errors · models (getting a model in) · analysis (inspecting: plain data
-out) · views (drawing that data) · inspector (the front door) · labs (live widgets) · teaching.
+out) · views (drawing that data) · inspector (the front door) · labs (live widgets) · teaching
+and room (for instructors).
 A module imports only from its own floor or lower ones: compute never imports the front door,
 and views never run a model.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 import llminspect
 
 PACKAGE = Path(llminspect.__file__).parent
-FLOORS = {"errors": 0, "models": 1, "analysis": 2, "views": 3, "inspector": 4, "labs": 5, "teaching": 6}
+FLOORS = {"errors": 0, "models": 1, "analysis": 2, "views": 3, "inspector": 4, "labs": 5, "teaching": 6, "room": 6}
 
 
 def modules() -> dict[str, Path]:

@@ -27,7 +27,8 @@ from pathlib import Path
 from llminspect.errors import InputError, ModelFileError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ASSETS = REPO_ROOT / "assets"
+# the shipped assets (toy model, configs, audio, vendored scripts); a room points at its own copy
+ASSETS = Path(os.environ.get("LLMINSPECT_ASSETS") or REPO_ROOT / "assets")
 # Bump when a conversion changes, so stale cached folders are rebuilt.
 CONVERSION_VERSION = 1
 

@@ -1,4 +1,4 @@
-"""The ``llminspect`` command for instructors: ``doctor``, ``prepare``, ``export``.
+"""The ``llminspect`` command for instructors: ``doctor``, ``prepare``, ``export``, ``room``.
 
 - ``llminspect doctor``: one green or red line per check (versions, GPU, each embedded model,
   the JupyterLab extensions the views need, views rendering offline), with the fix for each
@@ -7,6 +7,7 @@
   embedded models into the cache), so the room starts at once; safe to run twice.
 - ``llminspect export NOTEBOOK OUT/``: runs a lesson offline and writes each view it shows as a
   self-contained HTML handout (plotly.js and the bertviz scripts inside), plus an index page.
+- ``llminspect room``: a class over the LAN on JupyterHub (see ``llminspect.room``).
 
 Example:
     >>> main(["prepare"])  # doctest: +ELLIPSIS
@@ -28,6 +29,8 @@ from pathlib import Path
 
 from llminspect.analysis.tokens import Tokens
 from llminspect.models.registry import EMBEDDED, prepare_all, sample_audio
+from llminspect.room.running import add_arguments as add_room_arguments
+from llminspect.room.running import main as run_room
 from llminspect.views.bertviz_offline import VENDOR
 from llminspect.views.html import PLOTLY_MIMETYPE, HTMLView, escape
 
@@ -179,11 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     exporting = commands.add_parser("export", help="run a lesson and write its views as offline HTML handouts")
     exporting.add_argument("notebook", type=Path)
     exporting.add_argument("out", type=Path)
+    add_room_arguments(commands.add_parser("room", help="serve the lessons to a class over the LAN (JupyterHub)"))
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor()
     if args.command == "prepare":
         return prepare()
+    if args.command == "room":
+        return run_room(args)
     if not args.notebook.exists():
         print(f"No notebook at {args.notebook}: give the path of a lesson, e.g. notebooks/03_attention.ipynb")
         return 2

@@ -1,0 +1,137 @@
+"""Every choice a room makes, in one place: where things live, who may enter, what each learner gets.
+
+The hub configuration (``room.hub``), the learner spawner, the accounts and the Zero to
+JupyterHub values file (``room.kubernetes``) all read a :class:`RoomPlan`; nothing else decides.
+
+Example:
+    >>> plan = RoomPlan.new(Path("/srv/llminspect-room"), class_code="owl-42")
+    >>> plan.class_code, plan.lessons, plan.memory_limit_mib
+    ('owl-42', PosixPath('/srv/llminspect-room/lessons'), 3072)
+    >>> RoomPlan.from_json(plan.to_json()) == plan
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+# words that read well on a board and cannot be confused with each other when spoken
+WORDS = ("owl", "fox", "elk", "yak", "bee", "ant", "cod", "emu", "gnu", "jay", "ram", "eel")
+LEARNERS_GROUP = "llminspect"
+
+
+def board_code() -> str:
+    """A class code short enough to write on a board: ``word-NN``."""
+    return f"{secrets.choice(WORDS)}-{secrets.randbelow(90) + 10}"
+
+
+@dataclass(frozen=True)
+class RoomPlan:
+    """A room's choices; the folders under ``root`` are what learners' servers read."""
+
+    root: Path
+    class_code: str
+    admin_password: str
+    admin: str = "instructor"
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    memory_limit_mib: int = 3072  # a kernel with the decoder loaded holds ~0.9 GiB
+    threads_per_learner: int = 1  # a class shares the cores; one thread each keeps the box responsive
+    idle_timeout_s: int = 3600  # a server nobody used for an hour is stopped
+    shared_account: bool = False  # every learner as one UNIX user: unsafe, only when asked for
+
+    @classmethod
+    def new(cls, root: Path, **choices) -> RoomPlan:
+        choices.setdefault("class_code", board_code())
+        choices.setdefault("admin_password", secrets.token_urlsafe(9))
+        return cls(root=Path(root), **choices)
+
+    # where things live
+    @property
+    def env(self) -> Path:
+        """The Python environment learners' servers and kernels run (a copy of the instructor's)."""
+        return self.root / "env"
+
+    @property
+    def interpreter(self) -> Path:
+        """A copy of the base Python, made only when learners cannot reach the instructor's."""
+        return self.root / "python"
+
+    @property
+    def python(self) -> Path:
+        return self.env / "bin" / "python"
+
+    @property
+    def models(self) -> Path:
+        """The prepared model cache, shared by every learner, read-only."""
+        return self.root / "models"
+
+    @property
+    def lessons(self) -> Path:
+        """The master copy of the lessons; each learner gets their own copy at first start."""
+        return self.root / "lessons"
+
+    @property
+    def assets(self) -> Path:
+        """The project's assets (toy model, configs, audio, vendored scripts), read-only."""
+        return self.root / "assets"
+
+    @property
+    def homes(self) -> Path:
+        return self.root / "homes"
+
+    @property
+    def state(self) -> Path:
+        """The hub's own files (database, cookie secret, name claims): root only."""
+        return self.root / "state"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.state / "plan.json"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ip}:{self.port}/"
+
+    def learner_env(self) -> dict[str, str]:
+        """What every learner's server and kernel sees in its environment."""
+        threads = str(self.threads_per_learner)
+        libraries = {"LD_LIBRARY_PATH": str(self.interpreter / "lib")} if self.interpreter.exists() else {}
+        return libraries | {
+            "LLMINSPECT_CACHE": str(self.models),
+            "LLMINSPECT_ASSETS": str(self.assets),
+            "LLMINSPECT_ROOM_MEMORY_MIB": str(self.memory_limit_mib),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["root"] = str(self.root)
+        return json.dumps(data, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> RoomPlan:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in data.items() if k in known}, "root": Path(data["root"])})
+
+    def save(self) -> Path:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.state.chmod(0o700)
+        self.plan_file.write_text(self.to_json())
+        self.plan_file.chmod(0o600)
+        return self.plan_file
+
+    @classmethod
+    def load(cls, path: Path) -> RoomPlan:
+        return cls.from_json(Path(path).read_text())
+
+    def with_choices(self, **choices) -> RoomPlan:
+        """This plan with some choices changed (``None`` keeps the old one)."""
+        return replace(self, **{k: v for k, v in choices.items() if v is not None})

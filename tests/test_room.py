@@ -1,0 +1,172 @@
+"""The workshop room: sign-in rules, separation, memory limit, lessons, clean stop — on a real
+JupyterHub with real accounts (tests/room_check.py), inside a network namespace with loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llminspect.errors import LLMInspectError
+from llminspect.room import accounts, kubernetes, memory, running
+from llminspect.room.building import blocked_parent, build_room
+from llminspect.room.hub import find_proxy
+from llminspect.room.plan import RoomPlan
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+
+
+def needs(condition: bool, reason: str) -> None:
+    if not condition:
+        if os.environ.get("CI"):
+            raise RuntimeError(reason)  # CI runs as root on a fresh machine: it must run these
+        pytest.skip(reason)
+
+
+# --- sign-in rules ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["", "a", "9lives", "x" * 25, "ada/../root", "ada;ls", "Ädа"])
+def test_names_that_cannot_be_accounts_are_refused_with_the_rule(typed):
+    with pytest.raises(accounts.NameRefused, match="letters, digits or '-'"):
+        accounts.learner_name(typed)
+
+
+def test_a_name_is_claimed_by_the_first_password_and_refused_to_any_other(tmp_path):
+    claims = accounts.Claims(tmp_path / "claims.json")
+    claims.check_or_claim("ada", "first-secret")
+    claims.check_or_claim("ada", "first-secret")  # coming back
+    with pytest.raises(accounts.NameRefused, match="already taken"):
+        claims.check_or_claim("ada", "guessed")
+    with pytest.raises(accounts.NameRefused, match="at least 4"):
+        claims.check_or_claim("bob", "pw")
+    stored = json.loads((tmp_path / "claims.json").read_text())
+    assert "first-secret" not in json.dumps(stored) and set(stored) == {"ada"}
+    assert (tmp_path / "claims.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_name_the_machine_already_uses_is_refused():
+    with pytest.raises(accounts.NameRefused, match="already uses"):
+        accounts.check_free("root")
+
+
+# --- the plan, the refusals, the Kubernetes file ---------------------------------------------
+
+
+def test_the_plan_survives_a_restart_with_its_class_code(tmp_path):
+    plan = RoomPlan.new(tmp_path / "room", port=8123)
+    plan.save()
+    again = RoomPlan.load(plan.plan_file)
+    assert again == plan and again.class_code == plan.class_code
+    assert plan.plan_file.stat().st_mode & 0o777 == 0o600 and plan.state.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_room_without_root_is_refused_unless_the_unsafe_mode_is_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(accounts, "running_as_root", lambda: False)
+    with pytest.raises(LLMInspectError, match="--unsafe-shared-account"):
+        running.start_room(RoomPlan.new(tmp_path / "room"))
+
+
+def test_a_room_in_a_private_folder_is_refused():
+    open_folder = Path(tempfile.mkdtemp())  # pytest's own tmp_path sits in a private folder
+    try:
+        open_folder.chmod(0o755)
+        private = open_folder / "private"
+        private.mkdir(mode=0o700)
+        assert blocked_parent(private / "room") == private
+        assert blocked_parent(open_folder / "room") is None
+        plan = RoomPlan.new(private / "room")
+        with pytest.raises(LLMInspectError, match=f"{private} is private.*--dir /srv"):
+            build_room(plan, REPO / "notebooks")
+    finally:
+        shutil.rmtree(open_folder)
+    assert blocked_parent(Path("/srv/llminspect-room")) is None
+
+
+def test_the_kubernetes_values_file_is_the_plans_own():
+    committed = yaml.safe_load((REPO / "deploy" / "kubernetes" / "values.yaml").read_text())
+    plan = RoomPlan.new(kubernetes.HUB_ROOT, class_code="change-me", admin_password="change-me")
+    assert committed == kubernetes.values(plan)
+    single = committed["singleuser"]
+    assert single["memory"]["limit"] == f"{plan.memory_limit_mib}M" and single["extraEnv"]["HF_HUB_OFFLINE"] == "1"
+    assert single["networkPolicy"]["egressAllowRules"]["nonPrivateIPs"] is False  # no way out to the internet
+    assert committed["cull"]["timeout"] == plan.idle_timeout_s
+
+
+# --- the memory limit and what the learner is told --------------------------------------------
+
+
+def test_a_process_over_its_memory_limit_is_stopped_and_counted():
+    needs(accounts.running_as_root() and memory.can_limit(), "needs root and a writable memory cgroup")
+    group = memory.limit_group("pytest-hog", 200)
+    try:
+        before = group.oom_kills()
+        hog = subprocess.run([sys.executable, "-c", f"open({str(group.path / 'cgroup.procs')!r}, 'w').write("
+                              "str(__import__('os').getpid())); b = bytearray(600 * 2**20); print('survived')"],
+                             capture_output=True, text=True)  # fmt: skip
+        assert hog.returncode == -9 and "survived" not in hog.stdout
+        assert group.oom_kills() == before + 1
+    finally:
+        group.remove()
+
+
+def test_the_next_cell_after_an_out_of_memory_stop_says_so_once(tmp_path):
+    memory.install_notice(tmp_path)
+    oom = tmp_path / "oom_control"
+    oom.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    env = dict(os.environ, HOME=str(tmp_path), IPYTHONDIR=str(tmp_path / ".ipython"),
+               LLMINSPECT_ROOM_OOM_FILE=str(oom), LLMINSPECT_ROOM_MEMORY_MIB="2048")  # fmt: skip
+
+    def cell() -> str:
+        command = [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", "print('cell ran')"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60).stdout
+
+    first, second = cell(), cell()
+    assert "more than this room's 2048 MiB" in first and first.index("stopped") < first.index("cell ran")
+    assert "stopped" not in second and "cell ran" in second
+
+
+# --- a real room ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_real_room_keeps_learners_apart_and_leaves_nothing_behind(tmp_path):
+    needs(accounts.running_as_root(), "a room creates system accounts: run as root (CI does)")
+    needs(shutil.which("unshare") is not None, "needs unshare (util-linux) to cut the network")
+    needs(find_proxy() is not None, "configurable-http-proxy is missing: `make test` installs it")
+    out = tmp_path / "room.json"
+    command = ["unshare", "-n", sys.executable, str(TESTS / "room_check.py"), str(out), "2", "--cut-network"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    log = out.with_suffix(".log").read_text()[-3000:] if out.with_suffix(".log").exists() else ""
+    assert done.returncode == 0, done.stderr[-3000:] + log
+
+    assert report["refused"] == {"wrong code": 403, "system name": 403, "short password": 403}
+    assert report["signed in"] == [302, 302] and report["impostor"] == 403
+    homes = []
+    for result in report["first cell"]:
+        assert result["status"] == "ok", result["output"]
+        word, uid, home = result["output"].split()
+        assert word == "Paris" and int(uid) != 0
+        homes.append(home)
+    assert len(set(homes)) == 2
+    assert report["peek"].splitlines() == [f"{what} refused PermissionError"
+                                           for what in ("read", "list", "write", "models", "claims")]  # fmt: skip
+    assert report["hog"]["status"] == "died"
+    assert report["neighbour after hog"] == {**report["neighbour after hog"], "status": "ok", "output": "2\n"}
+    assert report["after hog"]["output"].startswith("Your previous kernel was stopped: it used more than this "
+                                                    "room's 2048 MiB per learner.")  # fmt: skip
+    assert report["kept after restart"] == "my notes"
+    assert report["admin page"] == 200 and report["learner sees admin page"] == 403
+    assert report["admin sees"] == {"instructor": False, "learner0": True, "learner1": True}
+    assert report["left running"] == {"learner processes": [], "hub": False, "proxy": False}
+    assert sorted(report["accounts removed"]) == ["instructor", "learner0", "learner1"]
