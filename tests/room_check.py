@@ -105,6 +105,8 @@ def check(out: Path, learners: int = 2) -> dict:
                 kernels = list(pool.map(lambda learner: learner.open_kernel(), crowd))
                 firsts = list(pool.map(lambda kernel: kernel.run(FIRST_CELL), kernels))
             report["first cell"] = [vars(result) for result in firsts]
+            news = crowd[0].server("GET", "lab/api/settings/@jupyterlab/apputils-extension:notification").json()
+            report["news prompt"] = news["schema"]["properties"]["fetchNews"]["default"]  # the room's override
             claims = str(plan.state / "claims.json")
             report["peek"] = kernels[1].run(PEEK.format(other="learner0", claims=claims)).output
             # the memory limit: a cell that takes more than the room allows stops that kernel only

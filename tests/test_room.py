@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from llminspect.errors import LLMInspectError
-from llminspect.room import accounts, kubernetes, memory, running
+from llminspect.room import accounts, building, kubernetes, memory, running
 from llminspect.room.building import blocked_parent, build_room
 from llminspect.room.hub import find_proxy
 from llminspect.room.plan import RoomPlan
@@ -91,6 +91,28 @@ def test_a_room_in_a_private_folder_is_refused():
     assert blocked_parent(Path("/srv/llminspect-room")) is None
 
 
+def test_the_rooms_copy_of_the_environment_never_writes_through_to_the_instructors(tmp_path, monkeypatch):
+    base, env = tmp_path / "base", tmp_path / "venv"
+    (base / "bin").mkdir(parents=True)
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python3").symlink_to(base / "bin" / "python3")
+    (env / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\n")
+    settings = env / "share" / "jupyter" / "lab" / "settings"
+    settings.mkdir(parents=True)
+    (settings / "overrides.json").write_text('{"theme": "dark"}')
+    copy = tmp_path / "room" / "env"
+    building._hard_link_copy(env, copy)
+    monkeypatch.setattr(sys, "base_prefix", str(base))
+    building._point_at_interpreter(copy, tmp_path / "room" / "python")
+    building.quiet_lab(copy)
+    assert (env / "pyvenv.cfg").read_text() == f"home = {base / 'bin'}\n"
+    assert (settings / "overrides.json").read_text() == '{"theme": "dark"}'
+    assert (copy / "pyvenv.cfg").read_text() == f"home = {tmp_path / 'room' / 'python' / 'bin'}\n"
+    assert os.readlink(copy / "bin" / "python3") == str(tmp_path / "room" / "python" / "bin" / "python3")
+    quiet = json.loads((copy / "share" / "jupyter" / "lab" / "settings" / "overrides.json").read_text())
+    assert quiet["theme"] == "dark" and quiet["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+
+
 def test_the_kubernetes_values_file_is_the_plans_own():
     committed = yaml.safe_load((REPO / "deploy" / "kubernetes" / "values.yaml").read_text())
     plan = RoomPlan.new(kubernetes.HUB_ROOT, class_code="change-me", admin_password="change-me")
@@ -159,6 +181,7 @@ def test_a_real_room_keeps_learners_apart_and_leaves_nothing_behind(tmp_path):
         assert word == "Paris" and int(uid) != 0
         homes.append(home)
     assert len(set(homes)) == 2
+    assert report["news prompt"] == "false"  # no "get Jupyter news?" question in a room
     assert report["peek"].splitlines() == [f"{what} refused PermissionError"
                                            for what in ("read", "list", "write", "models", "claims")]  # fmt: skip
     assert report["hog"]["status"] == "died"

@@ -14,6 +14,7 @@ RUN pip install --no-cache-dir --no-deps /src \
  && cp -r /src/notebooks /opt/llminspect/lessons && cp -r /src/assets /opt/llminspect/assets \
  && LLMINSPECT_ASSETS=/opt/llminspect/assets LLMINSPECT_CACHE=/opt/llminspect/models HF_HUB_OFFLINE=1 \
     python -m llminspect prepare \
+ && python -c "import sys; from pathlib import Path; from llminspect.room.building import quiet_lab; quiet_lab(Path(sys.prefix))" \
  && chmod -R a+rX,go-w /opt/llminspect && rm -rf /src
 RUN useradd --create-home --uid 1000 jovyan
 USER jovyan

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -96,9 +97,20 @@ def copy_environment(target: Path, interpreter: Path | None = None) -> None:
         for hook in site.glob("__editable__*llminspect*"):
             hook.unlink()
         shutil.copytree(package, site / "llminspect", ignore=SKIP)
+    quiet_lab(fresh)
     _readable_by_all(fresh)
     shutil.rmtree(target, ignore_errors=True)
     fresh.rename(target)
+
+
+def quiet_lab(env: Path) -> None:
+    """JupyterLab's settings for the whole room: no "get Jupyter news?" prompt, no update checks."""
+    overrides = env / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings = json.loads(overrides.read_text()) if overrides.exists() else {}
+    settings["@jupyterlab/apputils-extension:notification"] = {"fetchNews": "false", "checkForUpdates": False}
+    overrides.unlink(missing_ok=True)  # perhaps a hard link to the instructor's own file: never write through it
+    overrides.parent.mkdir(parents=True, exist_ok=True)
+    overrides.write_text(json.dumps(settings, indent=1))
 
 
 def copy_models(target: Path, python: Path, say: Callable[[str], None]) -> None:

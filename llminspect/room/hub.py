@@ -22,6 +22,7 @@ from pathlib import Path
 from llminspect.room.plan import RoomPlan
 
 PROXY = "configurable-http-proxy"
+FIRST_LESSON = "00_start_here.ipynb"
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 # JupyterLab in a room: no news, no update checks, no extension installs, the lessons open first
 LAB_ARGS = ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -63,7 +64,7 @@ def configure(c, plan: RoomPlan | Path | str) -> None:
     c[spawner].plan_file = plan_file
     c.SimpleLocalProcessSpawner.home_dir_template = str(plan.homes / "{username}")
     c.Spawner.args = LAB_ARGS
-    c.Spawner.default_url = "/lab/tree/lessons"
+    c.Spawner.default_url = f"/lab/tree/lessons/{FIRST_LESSON}"
     c.Spawner.mem_limit = f"{plan.memory_limit_mib}M"
     c.Spawner.start_timeout = 180  # a room of learners starting at once on a small box
     c.Spawner.http_timeout = 180

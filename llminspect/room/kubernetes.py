@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from llminspect.room.hub import ANNOUNCEMENT, LAB_ARGS
+from llminspect.room.hub import ANNOUNCEMENT, FIRST_LESSON, LAB_ARGS
 from llminspect.room.plan import RoomPlan
 
 IMAGE_ROOT = Path("/opt/llminspect")  # where the learner image keeps env, models, assets and lessons
@@ -48,7 +48,7 @@ def values(plan: RoomPlan, image_tag: str = "0.1.0") -> dict:
         },
         "singleuser": {
             "image": {"name": "llminspect-lab", "tag": image_tag},
-            "defaultUrl": "/lab/tree/lessons",
+            "defaultUrl": f"/lab/tree/lessons/{FIRST_LESSON}",
             "extraEnv": learner_env,
             "memory": {"limit": f"{plan.memory_limit_mib}M", "guarantee": f"{GUARANTEE_MIB}M"},
             "cpu": {"limit": 2, "guarantee": 0.5},
