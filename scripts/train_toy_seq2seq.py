@@ -1,10 +1,10 @@
-"""Train the toy text-to-text model shipped as ``assets/toy_seq2seq`` (a TOY, not a real translator).
+"""Train the toy text-to-text model shipped as ``llminspect/assets/toy_seq2seq`` (a TOY, not a real translator).
 
 A 684k-parameter BART (2+2 layers, 4 heads, d_model 128) learns the invented language of
 ``llminspect.teaching.toy_task`` on CPU in about a minute. Seeded and deterministic, so running it
 again rewrites the same weights. Usage:
 
-    python scripts/train_toy_seq2seq.py [--steps 2000] [--out assets/toy_seq2seq]
+    python scripts/train_toy_seq2seq.py [--steps 2000] [--out llminspect/assets/toy_seq2seq]
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "assets" / "toy_seq2seq")
+    toy = Path(__file__).resolve().parent.parent / "llminspect" / "assets" / "toy_seq2seq"
+    parser.add_argument("--out", type=Path, default=toy)
     args = parser.parse_args()
     train(args.steps, args.seed, args.out)
 

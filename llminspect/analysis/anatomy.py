@@ -1,7 +1,7 @@
 """Anatomy of famous models from their configs: exact parameter counts per part, memory arithmetic.
 
 Llama 2 70B or Mixtral 8x7B will not fit a laptop, but their *architecture* fits in a config
-file. ``assets/architectures/`` ships the published hyper-parameters as transformers config
+file. ``llminspect/assets/architectures/`` ships the published hyper-parameters as transformers config
 JSON (plus the embedded models'); ``anatomy`` builds each model on PyTorch's meta device — every
 tensor has a shape but no memory — and counts its parameters exactly, part by part.
 
@@ -95,7 +95,7 @@ class Anatomy:
 
 
 def shipped() -> list[str]:
-    """The architecture names ``anatomy`` knows (files in ``assets/architectures``)."""
+    """The architecture names ``anatomy`` knows (files in ``llminspect/assets/architectures``)."""
     return sorted(path.stem for path in ARCHITECTURES.glob("*.json"))
 
 

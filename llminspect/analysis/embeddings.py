@@ -250,6 +250,6 @@ def paraphrase_ranking(m, pairs: list[tuple[str, str]], decoys: list[str] = (), 
 
 
 def sentence_pairs() -> tuple[list[tuple[str, str]], list[str]]:
-    """The paraphrase pairs and decoys shipped in ``assets/sentence_pairs.json``."""
+    """The paraphrase pairs and decoys shipped in ``llminspect/assets/sentence_pairs.json``."""
     data = json.loads((ASSETS / "sentence_pairs.json").read_text(encoding="utf-8"))
     return [tuple(pair) for pair in data["pairs"]], list(data["decoys"])

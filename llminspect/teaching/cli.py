@@ -113,11 +113,11 @@ def doctor() -> int:
     """Print one line per check; return 1 when any check failed."""
     prepare_fix = "run `llminspect prepare` (or `make prepare`) once, with the model packages installed"
     checks = [
-        ("versions", _versions, "reinstall with `make setup` (pinned requirements.txt)"),
+        ("versions", _versions, "reinstall with `make setup` (pinned requirements-lab.txt)"),
         ("GPU", _gpu, ""),
         *[(f"model {name!r}", _model(name), prepare_fix) for name in EMBEDDED],
         ("JupyterLab extensions", _extensions, "reinstall with `make setup`: the extensions come with the wheels"),
-        ("views", _views, "reinstall llminspect (`pip install -e .`): assets/vendor is missing"),
+        ("views", _views, "reinstall llminspect (`pip install -e .`): llminspect/assets/vendor is missing"),
     ]
     results = [_check(name, run, fix) for name, run, fix in checks]
     for _, line in results:
