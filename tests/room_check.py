@@ -9,13 +9,11 @@ and folder it made is removed at the end.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import pwd
 import shutil
 import socket
-import struct
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cut_network import loopback_up  # noqa: E402
 from room_client import Learner  # noqa: E402
 
 from llminspect.room.accounts import remove_accounts  # noqa: E402
@@ -48,14 +47,6 @@ attempt("write", lambda: open(os.path.join(other, "planted.txt"), "w").write("x"
 attempt("models", lambda: open(os.path.join(os.environ["LLMINSPECT_CACHE"], "planted.txt"), "w").write("x"))
 attempt("claims", lambda: open({claims!r}).read())
 """
-
-
-def loopback_up() -> None:
-    """Bring up ``lo`` in a fresh network namespace (what ``ip link set lo up`` does)."""
-    with socket.socket() as probe:
-        request = struct.pack("16sh", b"lo", 0)
-        flags = struct.unpack("16sh", fcntl.ioctl(probe, 0x8913, request)[:18])[1]  # SIOCGIFFLAGS
-        fcntl.ioctl(probe, 0x8914, struct.pack("16sh", b"lo", flags | 0x1))  # SIOCSIFFLAGS with IFF_UP
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from packaging.requirements import Requirement
 REPO = Path(__file__).resolve().parent.parent
 DEV_TOOLS = {"pytest", "hypothesis", "playwright", "ruff", "nbmake", "pluggy", "iniconfig", "sortedcontainers"}
 ROOM_ONLY = {"jupyterhub", "jupyterhub-idle-culler", "sqlalchemy", "alembic"}
-ALWAYS_THERE = {"pip", "setuptools"}  # the venv brings them
+ALWAYS_THERE = {"pip"}  # the venv brings it (setuptools it brings is too old for torch: pinned)
 
 
 def norm(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The ``llminspect`` command for instructors: ``doctor``, ``prepare``, ``export``, ``room``.
+"""The ``llminspect`` command for instructors: ``doctor``, ``prepare``, ``export``, ``room``, ``bundle``.
 
 - ``llminspect doctor``: one green or red line per check (versions, GPU, each embedded model,
   the JupyterLab extensions the views need, views rendering offline), with the fix for each
@@ -8,6 +8,7 @@
 - ``llminspect export NOTEBOOK OUT/``: runs a lesson offline and writes each view it shows as a
   self-contained HTML handout (plotly.js and the bertviz scripts inside), plus an index page.
 - ``llminspect room``: a class over the LAN on JupyterHub (see ``llminspect.room``).
+- ``llminspect bundle DIR``: an offline install bundle for a class with no internet (``bundle``).
 
 Example:
     >>> main(["prepare"])  # doctest: +ELLIPSIS
@@ -31,6 +32,7 @@ from llminspect.analysis.tokens import Tokens
 from llminspect.models.registry import EMBEDDED, prepare_all, sample_audio
 from llminspect.room.running import add_arguments as add_room_arguments
 from llminspect.room.running import main as run_room
+from llminspect.teaching.bundle import PLATFORMS, build_bundle, describe
 from llminspect.views.bertviz_offline import VENDOR
 from llminspect.views.html import PLOTLY_MIMETYPE, HTMLView, escape
 
@@ -183,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     exporting.add_argument("notebook", type=Path)
     exporting.add_argument("out", type=Path)
     add_room_arguments(commands.add_parser("room", help="serve the lessons to a class over the LAN (JupyterHub)"))
+    bundling = commands.add_parser("bundle", help="make an offline install bundle for a class with no internet")
+    bundling.add_argument("out", type=Path)
+    bundling.add_argument("--platforms", nargs="+", metavar="KEY",
+                          help=f"'this', or some of: {', '.join(p.key for p in PLATFORMS)} (default: all)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.command == "doctor":
         return doctor()
@@ -190,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return prepare()
     if args.command == "room":
         return run_room(args)
+    if args.command == "bundle":
+        print(describe(build_bundle(args.out, args.platforms)))
+        return 0
     if not args.notebook.exists():
         print(f"No notebook at {args.notebook}: give the path of a lesson, e.g. notebooks/03_attention.ipynb")
         return 2
