@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from llminspect.teaching import bundle_install
-from llminspect.teaching.bundle import build_bundle, describe
+from llminspect.teaching.bundle import _needs_cuda, build_bundle, describe
 
 
 def fake_bundle(folder: Path) -> Path:
@@ -46,6 +50,34 @@ def test_a_missing_file_and_a_foreign_machine_are_refused_by_name(tmp_path):
     manifest = {"platforms": {"windows-x86_64-cp312": []}, "common": []}
     with pytest.raises(SystemExit, match=r"no wheels for this machine \(.*\); it holds: windows-x86_64-cp312"):
         bundle_install.needed(manifest, "linux-x86_64-cp311")
+
+
+def test_a_bundle_served_over_http_is_fetched_for_this_machine_and_checked(tmp_path):
+    bundle = fake_bundle(tmp_path / "served")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(bundle))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        copy = bundle_install.fetch(url, tmp_path / "copy")
+        names = bundle_install.needed(json.loads((copy / "bundle.json").read_text()), bundle_install.platform_key())
+        bundle_install.verify(copy, names, bundle_install.read_sums((copy / "SHA256SUMS").read_text()))
+        assert (copy / "wheels" / "tiny-1.0-py3-none-any.whl").read_bytes() == b"not really a wheel, but hashed"
+        (bundle / "wheels" / "tiny-1.0-py3-none-any.whl").write_bytes(b"tampered on the way")
+        (copy / "wheels" / "tiny-1.0-py3-none-any.whl").unlink()
+        bundle_install.fetch(url, copy)
+        with pytest.raises(SystemExit, match="is damaged"):
+            bundle_install.install(copy, tmp_path / "venv")
+        server.shutdown()
+
+
+def test_a_cuda_torch_is_told_apart_by_its_markers_on_each_platform(tmp_path):
+    wheel = tmp_path / "torch-2.13.0-cp312-cp312-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("torch-2.13.0.dist-info/METADATA", "Name: torch\nRequires-Dist: filelock\nRequires-Dist: "
+                         'nvidia-cublas==13.1; platform_system == "Linux" and platform_machine == "x86_64"\n')
+    assert _needs_cuda(wheel, "linux-x86_64-cp312")
+    elsewhere = ("linux-aarch64-cp312", "macos-arm64-cp312", "windows-x86_64-cp313")
+    assert not any(_needs_cuda(wheel, key) for key in elsewhere)
 
 
 def test_checksum_lines_read_like_sha256sum_writes_them():

@@ -6,7 +6,7 @@ the lessons, ``install.py`` (the learner's installer, standard library only; see
 ``bundle_install``), ``bundle.json`` (which files each platform uses) and ``SHA256SUMS``. Where a
 pinned package has no wheel for a platform, the bundle says so and leaves that platform out.
 
-    llminspect bundle DIR                       # every platform, Python 3.11-3.13
+    llminspect bundle DIR                       # every platform, Python 3.11.5+ to 3.13
     llminspect bundle DIR --platforms this      # only the machine it runs on (what the tests build)
 
 Example:
@@ -27,10 +27,13 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from llminspect.teaching import bundle_install
 
 PROJECT = Path(__file__).resolve().parents[2]
-PYTHONS = ("3.11", "3.12", "3.13")  # numpy 2.4 and pandas 3.1 need 3.11+
+# numpy 2.4 and pandas 3.1 need 3.11+, soupsieve 4.1 needs 3.11.5+: checked as each line's latest release
+PYTHONS = ("3.11.14", "3.12.12", "3.13.9")
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -72,7 +75,7 @@ def _pip_download(requirements: list[str], wheels: Path, options: list[str]) -> 
     names = [Path(f).name for f in files]
     if done.returncode == 0:
         return names, None
-    failed = re.search(r"No matching distribution found for ([A-Za-z0-9_.\-]+)", done.stderr)
+    failed = re.search(r"(?:No matching distribution found for|Cannot install) ([A-Za-z0-9_.\-]+)", done.stderr)
     if not failed:
         raise RuntimeError(f"pip download failed:\n{done.stderr[-2000:]}")
     return names, failed.group(1)
@@ -101,16 +104,33 @@ def _cpu_torch(key: str, torch: list[str], wheels: Path, options: list[str]) -> 
     extra = ["--extra-index-url", TORCH_CPU_INDEX, "--timeout", "20", "--retries", "1"] if key.startswith("linux") \
         else []  # fmt: skip
     files, missing = _download_all(torch, wheels, options + extra)
-    cuda = [name for name in files if _needs_cuda(wheels / name)]
+    cuda = [name for name in files if _needs_cuda(wheels / name, key)]
+    for name in cuda:
+        (wheels / name).unlink()
     if cuda:
-        return [], ["torch (only a CUDA build was found; its nvidia-* packages would not fit a bundle)"]
+        return [], ["torch (only its CUDA build was found; give pip PyTorch's CPU index)"]
     return files, missing
 
 
-def _needs_cuda(wheel: Path) -> bool:
+def _environment(key: str) -> dict[str, str]:
+    """The marker environment of a bundle key such as ``linux-aarch64-cp312``."""
+    system, machine, python = key.split("-")
+    version = f"{python[2]}.{python[3:]}"
+    names = {"linux": ("linux", "Linux", "posix"), "macos": ("darwin", "Darwin", "posix"),
+             "windows": ("win32", "Windows", "nt")}[system]  # fmt: skip
+    return {"sys_platform": names[0], "platform_system": names[1], "os_name": names[2],
+            "platform_machine": "AMD64" if system == "windows" else machine, "python_version": version,
+            "python_full_version": f"{version}.0", "implementation_name": "cpython",
+            "platform_python_implementation": "CPython", "extra": ""}  # fmt: skip
+
+
+def _needs_cuda(wheel: Path, key: str) -> bool:
+    """Whether this torch wheel pulls nvidia-* packages on the bundle's platform (markers evaluated)."""
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        return any(line.startswith("Requires-Dist: nvidia-") for line in archive.read(metadata).decode().splitlines())
+        lines = archive.read(metadata).decode().splitlines()
+    needs = [Requirement(line.split(":", 1)[1]) for line in lines if line.startswith("Requires-Dist: nvidia-")]
+    return any(r.marker is None or r.marker.evaluate(_environment(key)) for r in needs)
 
 
 def _pins(path: Path) -> list[str]:
@@ -125,7 +145,7 @@ def build_bundle(out: Path, keys: list[str] | None = None, pythons: tuple[str, .
     report = BundleReport(out)
     lab = _pins(PROJECT / "requirements-lab.txt")
     jobs = [(bundle_install.platform_key(), [])] if keys == ["this"] else [
-        (f"{p.key}-cp{v.replace('.', '')}", [o for tag in p.tags for o in ("--platform", tag)] +
+        (f"{p.key}-cp{''.join(v.split('.')[:2])}", [o for tag in p.tags for o in ("--platform", tag)] +
          ["--python-version", v, "--implementation", "cp"])
         for p in PLATFORMS if keys is None or p.key in keys for v in pythons]  # fmt: skip
     for key, options in jobs:

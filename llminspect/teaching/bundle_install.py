@@ -1,6 +1,6 @@
 """Install llminspect for a learner from an offline bundle, with no network at all.
 
-This file is copied into every bundle as ``install.py`` and needs only Python (3.11+) itself:
+This file is copied into every bundle as ``install.py`` and needs only Python (3.11.5+) itself:
 
     python install.py                        # from the bundle's folder (a USB stick), into ./.venv
     python install.py --venv ~/llminspect    # somewhere else
@@ -26,6 +26,7 @@ import venv
 from pathlib import Path
 
 SUMS, MANIFEST = "SHA256SUMS", "bundle.json"
+MIN_PYTHON = (3, 11, 5)  # soupsieve 4.1 (a JupyterLab dependency) needs 3.11.5
 MACHINES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 
 
@@ -97,6 +98,9 @@ def fetch(source: str, folder: Path) -> Path:
 
 def install(bundle: Path, target: Path) -> Path:
     """Verify, create the venv, install offline, prepare the models; returns the venv's python."""
+    if sys.version_info < MIN_PYTHON:
+        raise SystemExit(f"This is Python {platform.python_version()}; the lessons' packages need "
+                         f"{'.'.join(map(str, MIN_PYTHON))} or newer (3.11-3.13). Run install.py with a newer Python.")
     manifest = json.loads((bundle / MANIFEST).read_text())
     verify(bundle, needed(manifest, platform_key()), read_sums((bundle / SUMS).read_text()))
     if not target.exists():
