@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     python = install(fetch(args.source, args.download_to), args.venv)
     lessons = Path(args.source) / "lessons" if not args.source.startswith("http") else None
-    if lessons and lessons.is_dir() and not Path("lessons").exists():
+    if lessons and lessons.is_dir() and not Path("lessons").exists() and not Path("notebooks").exists():
         shutil.copytree(lessons, "lessons")
     print(f"Installed. Open the lessons with: {python.parent / 'jupyter'} lab lessons/")
     return 0
