@@ -28,10 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from room_check import free_port, processes_of  # noqa: E402
+from lab_browser import free_port  # noqa: E402
 from room_client import Learner, workload  # noqa: E402
 
-from llminspect.room.accounts import remove_accounts  # noqa: E402
+from llminspect.room.accounts import processes_of, remove_accounts  # noqa: E402
 from llminspect.room.plan import RoomPlan  # noqa: E402
 from llminspect.room.running import open_room  # noqa: E402
 

@@ -13,7 +13,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -23,9 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cut_network import loopback_up  # noqa: E402
+from lab_browser import free_port  # noqa: E402
 from room_client import Learner  # noqa: E402
 
-from llminspect.room.accounts import remove_accounts  # noqa: E402
+from llminspect.room.accounts import processes_of, remove_accounts  # noqa: E402
 from llminspect.room.plan import RoomPlan  # noqa: E402
 from llminspect.room.running import open_room  # noqa: E402
 
@@ -47,24 +47,6 @@ attempt("write", lambda: open(os.path.join(other, "planted.txt"), "w").write("x"
 attempt("models", lambda: open(os.path.join(os.environ["LLMINSPECT_CACHE"], "planted.txt"), "w").write("x"))
 attempt("claims", lambda: open({claims!r}).read())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def processes_of(uids: set[int]) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid in uids:
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def alive(pid: int) -> bool:

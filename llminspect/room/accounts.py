@@ -127,10 +127,15 @@ def create_account(plan: RoomPlan, name: str) -> None:
     folder.chmod(0o700)
 
 
+def _room_accounts() -> list[pwd.struct_passwd]:
+    gid = _group_id()
+    return [entry for entry in pwd.getpwall() if gid is not None and entry.pw_gid == gid]
+
+
 def remove_accounts(plan: RoomPlan) -> list[str]:
     """Delete every account this room created, their homes and the name claims."""
     gid = _group_id()
-    removed = [entry.pw_name for entry in pwd.getpwall() if gid is not None and entry.pw_gid == gid]
+    removed = [entry.pw_name for entry in _room_accounts()]
     for name in removed:
         subprocess.run(["userdel", name], check=False)
         shutil.rmtree(home(plan, name), ignore_errors=True)
@@ -140,10 +145,8 @@ def remove_accounts(plan: RoomPlan) -> list[str]:
     return removed
 
 
-def room_processes() -> list[int]:
-    """Every running process of an account this room created."""
-    gid = _group_id()
-    uids = {entry.pw_uid for entry in pwd.getpwall() if gid is not None and entry.pw_gid == gid}
+def processes_of(uids: set[int]) -> list[int]:
+    """Every running process owned by one of ``uids``."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
@@ -152,6 +155,11 @@ def room_processes() -> list[int]:
         except OSError:  # ended while we looked
             pass
     return found
+
+
+def room_processes() -> list[int]:
+    """Every running process of an account this room created."""
+    return processes_of({entry.pw_uid for entry in _room_accounts()})
 
 
 def running_as_root() -> bool:

@@ -130,17 +130,13 @@ def copy_models(target: Path, python: Path, say: Callable[[str], None]) -> None:
     fresh.rename(target)
 
 
-def copy_folder(source: Path, target: Path) -> None:
-    """A read-only copy for learners (the lessons' master, the assets)."""
+def copy_lessons(source: Path, target: Path) -> None:
+    """The lessons' master copy, read-only for learners."""
+    if not list(source.glob("*.ipynb")):
+        raise LLMInspectError(f"No lessons (*.ipynb) in {source}: pass --lessons FOLDER.")
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target, ignore=SKIP)
     _readable_by_all(target)
-
-
-def copy_lessons(source: Path, target: Path) -> None:
-    if not list(source.glob("*.ipynb")):
-        raise LLMInspectError(f"No lessons (*.ipynb) in {source}: pass --lessons FOLDER.")
-    copy_folder(source, target)
 
 
 def build_room(plan: RoomPlan, lessons: Path, say: Callable[[str], None] = print) -> None:

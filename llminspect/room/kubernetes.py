@@ -23,7 +23,7 @@ import yaml
 from llminspect.room.hub import ANNOUNCEMENT, FIRST_LESSON, LAB_ARGS
 from llminspect.room.plan import RoomPlan
 
-IMAGE_ROOT = Path("/opt/llminspect")  # where the learner image keeps env, models, assets and lessons
+IMAGE_ROOT = Path("/opt/llminspect")  # where the learner image keeps the models and the lessons
 HUB_ROOT = Path("/srv/jupyterhub/llminspect")  # on the hub's persistent volume: plan and name claims
 GUARANTEE_MIB = 1024  # measured: a learner through lessons 00/03/05 holds well under this (PSS)
 
