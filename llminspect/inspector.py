@@ -16,7 +16,19 @@ from __future__ import annotations
 
 import os
 
-from llminspect.analysis import embeddings, experts, importance, lens, next_token, outline, rope, sampling, trace, walk
+from llminspect.analysis import (
+    embeddings,
+    experts,
+    importance,
+    interventions,
+    lens,
+    next_token,
+    outline,
+    rope,
+    sampling,
+    trace,
+    walk,
+)
 from llminspect.analysis.audio import looks_like_audio
 from llminspect.analysis.inputs import Inputs, prepare
 from llminspect.analysis.progress import layer_progress
@@ -154,6 +166,31 @@ class Inspector(LoadedModel):
         if self.family == "encoder-decoder":
             return importance.attribute(self, self.inputs(text, target), method, **options)
         return importance.attribute(self, self.inputs(text), method, target=target, **options)
+
+    # --- interventions: test a hypothesis by changing the model ------------------------------------
+
+    def heads_off(self, heads, how: str = "zero", reference: str | None = None):
+        """A ``with`` block in which the (layer, head) pairs ``heads`` are switched off: zero, or (``how="mean"``)
+        their mean output over the text ``reference`` (``analysis.interventions``)."""
+        if how == "mean":
+            if reference is None:
+                raise InputError('how="mean" needs reference= (a text whose mean head outputs replace the heads).')
+            return interventions.heads_off(self, heads, interventions.head_means(self, self.inputs(reference)))
+        if how != "zero":
+            raise InputError(f"how={how!r}: a head is switched off to 'zero' or to its 'mean' over a reference text.")
+        return interventions.heads_off(self, heads)
+
+    def ablate(self, prompt: str, answer: str, heads, how: str = "zero") -> interventions.Ablation:
+        """p(``answer``) after ``prompt`` and the top next tokens with all heads, then with ``heads`` off."""
+        return interventions.ablation(self, self.inputs(prompt), answer, heads, how)
+
+    def head_effects(self, prompt: str, answer: str, how: str = "zero") -> interventions.HeadEffects:
+        """Every head switched off alone: the change of log p(``answer``) after ``prompt``."""
+        return interventions.head_effects(self, self.inputs(prompt), answer, how)
+
+    def patch(self, clean: str, corrupt: str, answer: str) -> interventions.Patching:
+        """Activation patching: the clean prompt's stream put back into the corrupted one, layer by position."""
+        return interventions.patching(self, self.inputs(clean), self.inputs(corrupt), answer)
 
     # --- vectors ----------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from zoo import ZOO
 
 import llminspect as li
 from llminspect import views
+from llminspect.analysis import interventions
 from llminspect.analysis.anatomy import anatomy
 from llminspect.analysis.residual import residual_stream
 from llminspect.analysis.sampling import Knobs, apply_knobs
@@ -33,7 +34,7 @@ TEXT, OTHER, TARGET = "happy bird eats the mouse", "a cat sleeps", "birdo gaja"
 CAPABILITIES = ("load", "trace", "walk: hooks", "walk: by hand", "importance: integrated_gradients",
                 "importance: gradient_x_input", "importance: saliency", "importance: feature_ablation",
                 "importance: shapley", "importance: attention", "next tokens", "sampling lab", "logit lens",
-                "rotary", "anatomy", "views")  # fmt: skip
+                "rotary", "heads off", "patching", "anatomy", "views")  # fmt: skip
 NON_ROTARY = {"gpt2", "opt", "bloom", "bert", "bert-mlm", "roberta", "distilbert", "albert", "deberta-v2", "electra",
               "t5", "bart", "mbart", "marian", "pegasus"}  # fmt: skip
 ENCODERS = {"bert", "bert-mlm", "roberta", "distilbert", "albert", "deberta-v2", "electra"}
@@ -48,6 +49,8 @@ REFUSES = (
     | {(name, "logit lens") for name in NO_HEAD}
     | {("llama-no-head", capability) for capability in IMPORTANCE}
     | {(name, "importance: attention") for name in ENCODERS}
+    | {(name, "patching") for name in ENCODERS | {"llama-no-head", "t5", "bart", "mbart", "marian", "pegasus"}}
+    | {("albert", "heads off")}  # one shared block runs in every layer: a head cannot be off in one layer only
 )
 MATRIX: dict[str, dict[str, str]] = {}
 
@@ -278,6 +281,58 @@ def check_rotary(m, species):
     return rope
 
 
+def check_heads_off(m, ref, inputs):
+    """A head switched off by llminspect's hook equals the reference with that head's output weights zeroed."""
+    projections, heads = interventions.output_projections(m)
+    layer = len(projections) - 1
+    name = next(n for n, module in m.model.named_modules() if module is projections[layer])
+    with m.heads_off([(layer, 1)]):
+        tr = m.trace(TEXT, TARGET) if m.family == "encoder-decoder" else m.trace(TEXT)
+    projection = ref.get_submodule(name)
+    conv = isinstance(projection, transformers.pytorch_utils.Conv1D)  # GPT-2 stores the weight [in, out]
+    width = (projection.weight.shape[0] if conv else projection.weight.shape[1]) // heads
+    with torch.no_grad():
+        part = slice(width, 2 * width)
+        (projection.weight[part] if conv else projection.weight[:, part]).zero_()
+        out = ref(**inputs, output_hidden_states=True, use_cache=False)
+    hidden = out.decoder_hidden_states if m.family == "encoder-decoder" else out.hidden_states
+    close(tr.hidden_states, torch.stack([h[0] for h in hidden]))
+    assert not torch.allclose(tr.hidden_states[-1], m.trace(TEXT, TARGET).hidden_states[-1] if m.family ==
+                              "encoder-decoder" else m.trace(TEXT).hidden_states[-1])  # fmt: skip
+
+
+class PatchedBlock(torch.nn.Module):
+    """A block whose output at one position is replaced: plain torch around the reference's own block."""
+
+    def __init__(self, block, position: int, vector: torch.Tensor):
+        super().__init__()
+        self.block, self.position, self.vector = block, position, vector
+
+    def forward(self, *args, **kwargs):
+        out = self.block(*args, **kwargs)
+        hidden = (out[0] if isinstance(out, tuple) else out).clone()
+        hidden[:, self.position] = self.vector
+        return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
+
+
+def check_patching(m, ref, reference_tokenizer):
+    corrupt = TEXT.replace("bird", "cat")
+    result = m.patch(TEXT, corrupt, " the")
+    path, blocks = block_lists(ref)[-1]
+    clean_ids, corrupt_ids = (reference_tokenizer(t, return_tensors="pt").input_ids for t in (TEXT, corrupt))
+    answer = reference_tokenizer(" the", add_special_tokens=False).input_ids[0]
+    with torch.no_grad():
+        clean = ref(input_ids=clean_ids, output_hidden_states=True, use_cache=False).hidden_states
+        for layer, position in [(0, 1), (len(blocks) - 2, clean_ids.shape[1] - 1)]:
+            original = blocks[layer]
+            blocks[layer] = PatchedBlock(original, position, clean[layer + 1][0, position])
+            try:
+                p = ref(input_ids=corrupt_ids, use_cache=False).logits[0, -1].double().softmax(-1)[answer]
+            finally:
+                blocks[layer] = original
+            assert float(result.p_patched[layer, position]) == pytest.approx(float(p), rel=1e-3, abs=1e-7)
+
+
 def check_anatomy(folder, ref, species):
     counted = anatomy(folder)
     assert counted.total == sum(p.numel() for p in ref.parameters())  # shared weights once
@@ -349,6 +404,9 @@ def test_every_capability_equals_transformers_or_refuses_clearly(species, tiny):
     results["lab"] = cell("sampling lab", lambda: check_lab(m, ref, inputs))
     results["lens"] = cell("logit lens", lambda: check_lens(m, ref, inputs))
     results["rotary"] = cell("rotary", lambda: check_rotary(m, species))
+    cell("heads off", lambda: check_heads_off(m, reference_model(species, folder), inputs))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    cell("patching", lambda: check_patching(m, reference_model(species, folder), tokenizer))
     cell("anatomy", lambda: check_anatomy(folder, ref, species))
     cell("views", lambda: check_views(m, {k: v for k, v in results.items() if v is not None}))
     assert list(row) == list(CAPABILITIES)
