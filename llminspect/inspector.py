@@ -30,6 +30,7 @@ from llminspect.analysis import (
     walk,
 )
 from llminspect.analysis.audio import looks_like_audio
+from llminspect.analysis.by_hand import opened
 from llminspect.analysis.inputs import Inputs, prepare
 from llminspect.analysis.progress import layer_progress
 from llminspect.analysis.tokens import Tokens, tokenize
@@ -112,6 +113,10 @@ class Inspector(LoadedModel):
         inputs = self.inputs(source, target, max_new_tokens=max_new_tokens)
         with self.running(progress) as self.layer_timing:
             return walk.walk(self, inputs, how)
+
+    def open_block(self, text: str, layer: int = 0, head: int = 0) -> opened.OpenedBlock:
+        """One Llama-style block as arithmetic on its weights, following query head ``head`` (``by_hand.opened``)."""
+        return opened.open_block(self, self.inputs(text), layer, head)
 
     def outline(self, walk=None) -> outline.ModuleNode:
         """The model's module tree (``print(model)`` as data), with each module's output shape after ``walk``."""

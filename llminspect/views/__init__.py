@@ -22,14 +22,22 @@ from llminspect.views.embeddings import layer_similarity, neighbours, projection
 from llminspect.views.html import save
 from llminspect.views.importance import compare_methods, importance
 from llminspect.views.interventions import ablation, head_effects, patching
-from llminspect.views.layers import answer_rank, logit_lens, outline, residual_stream, rotary, steps_table
+from llminspect.views.layers import (
+    answer_rank,
+    logit_lens,
+    opened_block,
+    outline,
+    residual_stream,
+    rotary,
+    steps_table,
+)
 from llminspect.views.sampling import distribution, surprisal, tree
 from llminspect.views.tokens import compare, healing, token_table, tokens
 
 __all__ = [
     "ablation", "anatomy", "answer_rank", "attention", "audio_cross_attention", "bertviz", "compare",
     "compare_methods", "distribution", "head_effects", "head_matrix", "head_overview", "healing", "importance",
-    "kv_sharing", "layer_similarity", "logit_lens", "masks", "neighbours", "outline", "patching", "projection",
-    "rankings", "residual_stream", "rotary", "save", "similarity", "steps_table", "surprisal", "token_table",
-    "tokens", "tree",
+    "kv_sharing", "layer_similarity", "logit_lens", "masks", "neighbours", "opened_block", "outline", "patching",
+    "projection", "rankings", "residual_stream", "rotary", "save", "similarity", "steps_table", "surprisal",
+    "token_table", "tokens", "tree",
 ]  # fmt: skip

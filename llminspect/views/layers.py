@@ -252,3 +252,24 @@ def rotary(rope, pairs: tuple[int, ...] | None = None) -> go.Figure:
     details = ", ".join(part for part in (layout, turned) if part)
     fig.update_layout(height=420, title=f"RoPE in layer {rope.layer}, head {rope.head} ({details})", **_LAYOUT)
     return fig
+
+
+@takes("analysis.by_hand.opened:OpenedBlock", "m.open_block(text, layer, head)")
+def opened_block(block, numbers: int = 4) -> HTMLView:
+    """Each step of an opened block: formula, shape, the last token's first numbers, and the gap to the model."""
+    rows = []
+    for step in block.steps:
+        row = step.value[-1].flatten()[:numbers].tolist()
+        check = f"= {escape(step.model)} (largest gap {step.difference:.1e})" if step.model else ""
+        rows.append(
+            f"<tr><td>{escape(step.name)}</td><td><code>{escape(step.formula)}</code></td>"
+            f"<td>{escape(shape_text(tuple(step.value.shape)))}</td>"
+            f"<td><code>{escape(', '.join(f'{v:.3f}' for v in row))} …</code></td><td>{check}</td></tr>"
+        )
+    caption = (
+        f"layer {block.layer}, query head {block.head} (reads key/value head {block.kv_head}); "
+        f"numbers: the last token ({escape(block.tokens[-1])}), first {numbers} of its row"
+    )
+    header = "<tr><th>step</th><th>by hand</th><th>shape</th><th>numbers</th><th>the model's own result</th></tr>"
+    return HTMLView(f"{_STYLE}<table class='li-steps'><caption>{caption}</caption>{header}{''.join(rows)}</table>",
+                    "a block by hand")  # fmt: skip
