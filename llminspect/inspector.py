@@ -26,6 +26,7 @@ from llminspect.analysis import (
     outline,
     rope,
     sampling,
+    search,
     trace,
     walk,
 )
@@ -147,6 +148,10 @@ class Inspector(LoadedModel):
     def branches(self, prompt: str, width: int = 3, depth: int = 3) -> list[next_token.Branch]:
         """Every path through the ``width`` likeliest tokens for ``depth`` steps, with its probability."""
         return next_token.branches(self, self.inputs(prompt), width, depth)
+
+    def greedy_and_beam(self, prompt: str, steps: int = 8, beams: int = 4):
+        """What greedy decoding and beam search write after ``prompt`` (``analysis.search``)."""
+        return search.greedy_and_beam(self, self.inputs(prompt), steps, beams)
 
     def surprisal(self, text: str) -> next_token.Surprisal:
         """How surprised the model is by each token of ``text``, and its perplexity."""

@@ -223,3 +223,40 @@ def decoder_labels(decoder, ids):
 def test_sampling_needs_a_next_token_model(encoder):
     with pytest.raises(errors.FamilyError, match="works for decoder models and encoder-decoder models"):
         encoder.lab("hello")
+
+
+def test_knobs_from_generate_are_what_generate_really_uses(decoder):
+    knobs = Knobs.from_generate(decoder.model, temperature=0.7, top_p=0.9)
+    assert knobs == Knobs(temperature=0.7, top_k=50, top_p=0.9)  # transformers adds top_k=50 unless told
+    ids = decoder.tokenizer(AI, return_tensors="pt").input_ids
+    with torch.no_grad():  # generate told only temperature and top_p: count the tokens it can still draw
+        out = decoder.model.generate(ids, do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=1,
+                                     output_scores=True, return_dict_in_generate=True,
+                                     pad_token_id=decoder.tokenizer.eos_token_id)  # fmt: skip
+    possible = int(torch.isfinite(out.scores[0][0]).sum())
+    lab = decoder.lab(AI)
+    assert lab.stages(knobs)[-1].kept == possible == 12
+    assert lab.stages(Knobs(temperature=0.7, top_p=0.9))[-1].kept == 13  # without the hidden top-k
+    assert Knobs.from_generate(decoder.model) == Knobs(top_k=50)
+    assert Knobs.from_generate(decoder.model, top_k=0).top_k == 0
+    with pytest.raises(errors.InputError, match="Unknown knob"):
+        Knobs.from_generate(decoder.model, temprature=0.7)
+    assert li.labs.sampling(decoder, AI, temperature=0.7).sliders["top_k"].value == 50
+
+
+def test_greedy_and_beam_search(decoder):
+    prompt = "The best thing about AI is its ability to"
+    greedy, beam = decoder.greedy_and_beam(prompt, steps=6, beams=4)
+    ids = decoder.tokenizer(prompt).input_ids
+    expected, log_probs = list(ids), []
+    with torch.no_grad():  # greedy by hand: the argmax, one step at a time
+        for _ in range(6):
+            scores = decoder.model(input_ids=torch.tensor([expected])).logits[0, -1].double().log_softmax(-1)
+            expected.append(int(scores.argmax()))
+            log_probs.append(float(scores.max()))
+    assert greedy.text == decoder.tokenizer.decode(expected[len(ids):])
+    assert greedy.log_probs == pytest.approx(log_probs, abs=1e-4)
+    assert len(beam.tokens) == 6 and beam.text != greedy.text
+    assert beam.total > greedy.total  # the beam found a likelier whole continuation
+    with pytest.raises(errors.InputError, match="2–16 beams"):
+        decoder.greedy_and_beam(prompt, beams=1)

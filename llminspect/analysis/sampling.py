@@ -50,6 +50,29 @@ class Knobs:
             if not (number and fits(value)):
                 raise InputError(f"{name}={value!r} is out of range: {name} must be {words}.")
 
+    @classmethod
+    def from_generate(cls, model, **settings) -> Knobs:
+        """The knobs ``model.generate(do_sample=True, **settings)`` really uses: what you set, then the model's
+        ``generation_config``, then transformers' global defaults — which switch on ``top_k=50`` unless told.
+
+        Example:
+            >>> import llminspect as li
+            >>> Knobs.from_generate(li.load("decoder").model, temperature=0.7, top_p=0.9).top_k
+            50
+        """
+        unknown = set(settings) - {"temperature", "top_k", "top_p", "min_p", "repetition_penalty"}
+        if unknown:
+            names = "temperature, top_k, top_p, min_p, repetition_penalty"
+            raise InputError(f"Unknown knob(s) {sorted(unknown)}: use {names}.")
+        config, _ = model._prepare_generation_config(None, do_sample=True, **settings)  # generate's own layering
+        return cls(
+            temperature=config.temperature if config.temperature is not None else 1.0,
+            top_k=config.top_k or 0,
+            top_p=config.top_p if config.top_p is not None else 1.0,
+            min_p=config.min_p or 0.0,
+            repetition_penalty=config.repetition_penalty if config.repetition_penalty is not None else 1.0,
+        )
+
 
 @dataclass(frozen=True)
 class Stage:

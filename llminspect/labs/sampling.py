@@ -129,8 +129,11 @@ class _SamplingLab:
 @takes("inspector:Inspector", "li.load(...)")
 def sampling(m, prompt: str = "The best thing about AI is its ability to", source=None, **start) -> widgets.VBox:
     """The sampling lab: sliders for every knob, a seed, and buttons to sample, take the greedy
-    token or pick any token, with the distributions redrawn on cached logits."""
-    lab = _SamplingLab(m.lab(prompt, source), Knobs(**start))
+    token or pick any token, with the distributions redrawn on cached logits.
+
+    The knobs start where ``m.model.generate(do_sample=True, **start)`` would: the knobs given in ``start``,
+    the rest from the model's generation config and transformers' defaults (``top_k=50``)."""
+    lab = _SamplingLab(m.lab(prompt, source), Knobs.from_generate(m.model, **start))
     widget = lab.widget
     widget.lab, widget.sliders, widget.buttons, widget.chart, widget.knobs = (
         lab.lab, lab.sliders, lab.buttons, lab.chart, lab.knobs,
