@@ -138,3 +138,32 @@ def test_router_choices_equal_the_models_own_router(decoder):
 def test_route_refuses_models_without_experts(decoder):
     with pytest.raises(li.LLMInspectError, match="no mixture of experts"):
         decoder.routing("hello")
+
+
+def test_sliding_window_reach_grows_by_window_minus_one_per_layer():
+    from llminspect.analysis.long_context import window_reach
+    from llminspect.analysis.masks import sliding_window_mask
+
+    window, n = 4, 40
+    step = sliding_window_mask(n, window).double()
+    reach = torch.eye(n, dtype=torch.float64)
+    for layers in range(1, 6):  # who can reach the last token after `layers` layers: boolean mask products
+        reach = step @ reach
+        furthest = n - 1 - int(reach[n - 1].nonzero().min())
+        assert furthest == window_reach(window, layers) == layers * (window - 1)
+    assert window_reach(4096, 32) == 131040
+
+
+def test_rope_scaling_is_transformers_own():
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from llminspect.analysis.long_context import rope_scaling
+
+    linear = rope_scaling("linear", factor=8.0)
+    torch.testing.assert_close(linear.wavelengths_scaled, linear.wavelengths * 8)  # position interpolation: ÷ 8
+    llama3 = rope_scaling("llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                          original_max_position_embeddings=8192)  # fmt: skip
+    ratio = llama3.wavelengths_scaled / llama3.wavelengths
+    assert ratio[0] == pytest.approx(1.0) and ratio[-1] == pytest.approx(8.0)  # fast pairs kept, slow ones ×8
+    assert "llama3" in ROPE_INIT_FUNCTIONS
+    assert li.views.anatomy.rope_scaling([linear, llama3]).data[2].y == tuple(llama3.wavelengths_scaled.tolist())

@@ -34,10 +34,18 @@ def test_each_lesson_checks_answers_without_giving_them_away(lesson):
 def test_answers_come_from_the_models_and_forgiving_matching():
     quiz = exercises("06")
     assert quiz.check(1, " LM_HEAD ").verdict == "right"  # case and spaces do not matter
-    assert exercises("03").items[0].value() == 3  # the decoder's key/value heads, read from its config
-    assert exercises("07").check(1, "(b)").verdict == "right"
-    assert exercises("02").check(1, "yes").verdict == "right"
-    with pytest.raises(LLMInspectError, match="exercises 1 to 2"):
+    assert quiz.check(1, "the LM head").verdict == "right"  # nor the usual ways of writing it
+    assert quiz.check(3, "layer 28").verdict == quiz.check(3, 28).verdict == "right"  # a layer is its number
+    assert quiz.check(3, 27).verdict == "not yet"  # no tolerance on a layer
+    assert exercises("03").items[0].value() is True  # computed: the decoder's row of 'it' cannot see the end
+    assert exercises("03").items[2].value() is False  # computed: switching the winning head off does not hurt
+    assert exercises("07").check(2, "(b)").verdict == "right"
+    assert exercises("02").check(1, "Truck").verdict == "right"
+    entropy = exercises("05")
+    assert entropy.check(1, entropy.items[0].value() + 0.4).verdict == "right"  # within the stated 0.5 bits
+    assert entropy.check(1, "3.4 bits").verdict == "right"
+    assert entropy.items[1].value() == 12  # generate's hidden top_k=50, then top-p
+    with pytest.raises(LLMInspectError, match="exercises 1 to 3"):
         quiz.check(5, "x")
     with pytest.raises(LLMInspectError, match="lessons with exercises"):
         exercises("99")

@@ -14,9 +14,13 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
+
+from llminspect.analysis import embeddings
 from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, weight_bytes
 from llminspect.analysis.sampling import Knobs
 from llminspect.errors import LLMInspectError
@@ -31,6 +35,8 @@ class Exercise:
     why: str
     hint: str
     choices: list[str] = field(default_factory=list)  # multiple choice: the answer is a letter
+    tolerance: float | None = None  # numbers: how far a guess may be (default: within 2 %)
+    accept: tuple[str, ...] = ()  # other ways to write a right text answer ("LM head" for "lm_head")
     _value: object = None
 
     def value(self) -> object:
@@ -43,15 +49,26 @@ class Exercise:
         if isinstance(expected, bool) or isinstance(guess, bool):
             return str(guess).strip().lower() in {str(expected).lower(), {True: "yes", False: "no"}[bool(expected)]}
         if isinstance(expected, (int, float)):
-            try:
-                return math.isclose(float(guess), float(expected), rel_tol=0.02, abs_tol=1e-9)
-            except (TypeError, ValueError):
+            number = _number(guess)
+            if number is None:
                 return False
-        return _normal(guess) == _normal(expected)
+            if self.tolerance is not None:
+                return abs(number - float(expected)) <= self.tolerance
+            return math.isclose(number, float(expected), rel_tol=0.02, abs_tol=1e-9)
+        return _normal(guess) in {_normal(expected), *(_normal(a) for a in self.accept)}
+
+
+def _number(guess) -> float | None:
+    """A guess as a number: 28, "28", "layer 28", "3.4 bits", "12,000" all count."""
+    if isinstance(guess, (int, float)):
+        return float(guess)
+    found = re.search(r"-?\d[\d,]*(?:\.\d+)?", str(guess))
+    return float(found.group().replace(",", "")) if found else None
 
 
 def _normal(text) -> str:
-    return str(text).strip().strip("'\"").strip().lower().rstrip(")").lstrip("(")
+    text = str(text).strip().strip("'\"").strip().lower().rstrip(")").lstrip("(")
+    return re.sub(r"[\s_]+", " ", text).removeprefix("the ").strip()
 
 
 @dataclass
@@ -98,86 +115,155 @@ def _model(name: str):
     return load(name, device="cpu")
 
 
+IT_SENTENCE = "The animal didn't cross the street because it was too {}"
+IT_QUESTION = "The animal didn't cross the street because it was too tired. What was too tired? The"
+
+
 def _lesson_01() -> list[Exercise]:
+    def without_specials(name: str, text: str) -> int:
+        return sum(not special for special in _model(name).tokenize(text).special)
+
     return [
+        Exercise("How many tokens does the encoder (WordPiece) make of \"The child's coloring book.\", "
+                 "its [CLS] and [SEP] included?", lambda: len(_model("encoder").tokenize("The child's coloring book.")),
+                 "WordPiece cuts off the apostrophe, the s and the full stop; the encoder adds [CLS] and [SEP].",
+                 "count the chips of the encoder's row, dashed special tokens too."),
         Exercise("How many tokens does the decoder (SmolLM2) split ' unbelievably' into?",
-                 lambda: len(_model("decoder").tokenize(" unbelievably")),
+                 lambda: without_specials("decoder", " unbelievably"),
                  "byte-level BPE keeps frequent words whole and cuts rarer ones into a few frequent pieces.",
-                 "try m.tokenize(' unbelievably') after predicting; count the chips."),
-        Exercise("Which embedded tokenizer shows the parrot emoji 🦜 as raw bytes?", lambda: "c",
-                 "SmolLM2's byte-level BPE has no token for 🦜, so it falls back to its 4 UTF-8 bytes.",
-                 "WordPiece marks unknown characters as [UNK]; byte-level BPE never needs [UNK].",
-                 ["a) the encoder (WordPiece)", "b) the toy translator (whole words)",
-                  "c) the decoder (byte-level BPE)"]),
+                 "try decoder.tokenize(' unbelievably') after predicting; count the chips."),
+        Exercise("The parrot 🦜 is 4 bytes in UTF-8. How many tokens does the decoder make of it?",
+                 lambda: without_specials("decoder", "🦜"),
+                 "SmolLM2 has no token for the whole emoji; its vocabulary holds a piece of its first bytes, so "
+                 "fewer tokens than bytes. Whisper's GPT-2 BPE also falls back to pieces of bytes.",
+                 "look at the orange-bordered chips: each shows the bytes it holds."),
     ]  # fmt: skip
 
 
 def _lesson_02() -> list[Exercise]:
+    def nearer_to_kitten() -> str:
+        _, vectors = embeddings.word_vectors(_model("decoder"), ["kitten", "cat", "truck"])
+        cosines = embeddings.cosine_matrix(vectors)[0]
+        return "cat" if cosines[1] > cosines[2] else "truck"
+
+    def queen_rank() -> int:
+        found = embeddings.nearest_tokens(_model("decoder"), "king", k=20)
+        return [t.strip().lower() for t in found.tokens].index("queen") + 1
+
     return [
-        Exercise("Is the static (input embedding) vector of ' bank' the same in 'river bank' and 'bank account'?",
-                 lambda: True, "the embedding table gives one vector per token id; context only enters in the layers.",
-                 "where does the static vector come from — before or after the model reads the sentence?"),
-        Exercise("Cosine similarity can be at most…?", lambda: 1,
-                 "cosine is the dot product of two unit vectors: 1 when they point the same way.",
-                 "it is the cosine of an angle."),
+        Exercise("In the decoder's embedding table, which is nearer to ' kitten' (cosine): ' cat' or ' truck'?",
+                 nearer_to_kitten, "static vectors reflect how tokens are used in text, not what they mean to us: "
+                 "a rarer token like ' kitten' is not simply placed next to ' cat'.",
+                 "read the kitten row of the cosine table."),
+        Exercise("Among the decoder's nearest tokens to ' king' (itself left out), at which rank is ' queen'?",
+                 queen_rank, "spellings of king come first (' King', 'King', ' kings'); queen follows — before "
+                 "any arithmetic.", "read the neighbours table of king."),
     ]  # fmt: skip
 
 
 def _lesson_03() -> list[Exercise]:
+    def same_row() -> bool:
+        from llminspect.analysis.tokens import word_positions
+
+        m = _model("decoder")
+        tired, wide = (m.trace(IT_SENTENCE.format(end)) for end in ("tired", "wide"))
+        it = word_positions(tired.tokens, "it")
+        return bool(torch.equal(tired.attentions[13, 8, it], wide.attentions[13, 8, it]))
+
+    def ablation_lowers_animal() -> bool:
+        result = _model("decoder").ablate(IT_QUESTION, " animal", [(13, 8)])
+        return result.p_after < result.p_before
+
     return [
-        Exercise("How many key/value heads does each layer of the embedded decoder have?",
-                 lambda: _model("decoder").config.num_key_value_heads,
-                 "SmolLM2 uses grouped-query attention: 9 query heads share 3 key/value heads.",
-                 "look for grouped-query attention in the lesson, or m.config."),
+        Exercise("In the decoder, is the attention row of 'it' in head 13.8 the same for '…it was too tired' and "
+                 "'…it was too wide'?", same_row,
+                 "a decoder reads left to right: when it reads 'it', 'tired' and 'wide' have not come yet, so "
+                 "nothing before 'it' differs and its row cannot differ.", "which words can 'it' see in a decoder?"),
         Exercise("With a sliding window of 4, how many keys does query 10 attend to?", lambda: 4,
                  "a window of w keeps keys i − w < j ≤ i: exactly w keys once i ≥ w − 1.",
                  "count the dark squares of row 10 in the sliding-window mask."),
+        Exercise("Switch off the decoder's head 13.8 (the it → animal winner). Does p(' animal') after the question "
+                 "go down?", ablation_lowers_animal,
+                 "it does not: the head that looks right is not what the answer depends on. Attention is a "
+                 "hypothesis; switching the head off tests it.", "run decoder.ablate(question, ' animal', [(13, 8)])."),
     ]  # fmt: skip
 
 
 def _lesson_04() -> list[Exercise]:
+    def top_with_zero_baseline() -> str:
+        result = _model("decoder").importance("The capital of France is", " Paris", baseline="zero")
+        return result.sources[int(result.scores[0].argmax())].replace("␣", "").strip()
+
+    def paris_after_italy() -> float:
+        m = _model("decoder")
+        probabilities = m.lab("The capital of Italy is").stages(Knobs())[0].probabilities
+        return round(100 * float(probabilities[m.tokenizer(" Paris").input_ids[0]]), 2)
+
     return [
-        Exercise("Integrated gradients' scores add up to…?", lambda: "b",
-                 "completeness: the attributions sum to f(input) − f(baseline), up to the convergence delta.",
-                 "the lesson checks this with captum's convergence delta.",
-                 ["a) 1", "b) f(input) − f(baseline)", "c) the number of tokens"]),
-        Exercise("Do attention weights and integrated gradients always rank the same token first?", lambda: False,
-                 "they measure different things; the lesson shows them disagree.",
-                 "compare the methods side by side in the lesson."),
+        Exercise("With a zero baseline instead of the pad token, which token does integrated gradients rank first "
+                 "for ' Paris'?", top_with_zero_baseline,
+                 "the baseline is part of the question: from all-zero vectors, 'capital' carries most of the rise; "
+                 "from '<|im_end|>' tokens, the first token does.", "run decoder.importance(..., baseline='zero')."),
+        Exercise("After 'The capital of Italy is', what is p(' Paris'), in percent? (within 1 point)",
+                 paris_after_italy, "change France to Italy and Paris all but vanishes: the plainest counterfactual.",
+                 "it was 77 % after France.", tolerance=1.0),
     ]  # fmt: skip
 
 
+AI = "The best thing about AI is its ability to"
+
+
 def _lesson_05() -> list[Exercise]:
-    def kept_at_low_temperature() -> int:
-        lab = _model("decoder").lab("The best thing about AI is its ability to")
-        return lab.stages(Knobs(temperature=0.01))[-1].kept
+    def entropy_at(temperature: float) -> float:
+        return round(_model("decoder").lab(AI).stages(Knobs(temperature=temperature))[-1].entropy, 2)
+
+    def generate_keeps() -> int:
+        m = _model("decoder")
+        return m.lab(AI).stages(Knobs.from_generate(m.model, temperature=0.7, top_p=0.9))[-1].kept
+
+    def beam_wins() -> bool:
+        greedy, beam = _model("decoder").greedy_and_beam(AI, steps=8, beams=4)
+        return beam.total > greedy.total
 
     return [
-        Exercise("At temperature 0.01 (no other knob), how many tokens keep a non-zero probability?",
-                 kept_at_low_temperature,
-                 "dividing the scores by 0.01 multiplies every gap to the top score by 100; in float32 a token "
-                 "keeps a (tiny) probability while its gap stays under about 0.9 — nearly all the mass is on the top.",
-                 "run the stages table with Knobs(temperature=0.01) after predicting."),
-        Exercise("top_k=1 always writes the same text. Which other setting does too?", lambda: "a",
-                 "temperature 0 means greedy decoding: always the top token.", "which knob removes all randomness?",
-                 ["a) temperature 0", "b) top_p 1.0", "c) min_p 0"]),
+        Exercise("The model's next-token entropy after the prompt is 5.2 bits. After temperature 0.7 alone, how many "
+                 "bits? (within 0.5)", lambda: entropy_at(0.7),
+                 "dividing the scores by 0.7 sharpens the distribution: the likely tokens gain, the long tail loses.",
+                 "below 1 sharpens, above 1 flattens.", tolerance=0.5),
+        Exercise("generate(do_sample=True, temperature=0.7, top_p=0.9): how many tokens can it still draw?",
+                 generate_keeps, "transformers adds top_k=50 unless told otherwise, then top-p keeps the smallest set "
+                 "reaching 0.9 — 12 here, where the same knobs without the hidden top-k keep 13.",
+                 "Knobs.from_generate(decoder.model, temperature=0.7, top_p=0.9) shows every knob generate uses."),
+        Exercise("Over 8 tokens, does beam search (4 beams) find a likelier continuation than greedy decoding?",
+                 beam_wins, "greedy takes the best next token; beam search keeps 4 partial texts and can pass a "
+                 "weaker token to reach a likelier whole.", "compare the totals of decoder.greedy_and_beam(...)."),
     ]  # fmt: skip
 
 
 def _lesson_06() -> list[Exercise]:
-    def first_layer_with_paris() -> str:
+    def first_layer_with_paris() -> int:
         lens = _model("decoder").lens("The Eiffel Tower is in the city of", answer=" Paris")
-        return lens.first_layer_with_answer_on_top() or "never"
+        found = lens.first_layer_with_answer_on_top()
+        return int(found.split()[-1]) if found else -1
+
+    def rank_band_at_layer_15() -> str:
+        lens = _model("decoder").lens("The capital of France is", answer=" Paris")
+        rank = int(lens.answer_rank[lens.layers.index("layer 15"), -1])
+        return "a" if rank <= 10 else "b" if rank <= 100 else "c" if rank <= 1000 else "d"
 
     return [
         Exercise("Which step of the by-hand walk outputs the most numbers?",
                  lambda: max(_model("decoder").walk("The quick brown fox", how="by hand"),
-                             key=lambda s: s.output.numel()).name,  # fmt: skip
+                             key=lambda s: s.output.numel()).name,
                  "the LM head scores every one of the 49,152 vocabulary entries at every position.",
-                 "which step's output has a vocabulary-sized dimension?"),
+                 "which step's output has a vocabulary-sized dimension?", accept=("LM head", "the LM head", "head")),
+        Exercise("Through the logit lens, where does ' Paris' rank after 'The capital of France is' at layer 15?",
+                 rank_band_at_layer_15, "halfway up, the lens does not see Paris at all: this small model commits "
+                 "in its last few layers.", "read the answer-rank chart at layer 15.",
+                 ["a) top 10", "b) 11 to 100", "c) 101 to 1,000", "d) beyond 1,000"]),
         Exercise("For 'The Eiffel Tower is in the city of', from which layer on is ' Paris' the lens's top token?",
                  first_layer_with_paris, "small models commit late: the answer surfaces only in the last layers.",
-                 "run m.lens(text, answer=' Paris') and read the rank chart (answer like 'layer 12')."),
+                 "run decoder.lens(text, answer=' Paris') and read the rank chart.", tolerance=0),
     ]  # fmt: skip
 
 
@@ -186,7 +272,15 @@ def _lesson_07() -> list[Exercise]:
         a = anatomy("llama-3-70b")
         return math.ceil((weight_bytes(a, "int4") + kv_cache_bytes(a, 8192)) / (24 * 2**30 * 0.9))
 
+    def mlp_share(name: str) -> float:
+        a = anatomy(name)
+        return round(100 * a.parts["MLP"] / a.total, 1)
+
     return [
+        Exercise("What share of Mistral-7B's parameters sit in its MLPs, in percent? (within 5 points)",
+                 lambda: mlp_share("mistral-7b"), "grouped-query attention shrinks k and v to a quarter, and the MLP "
+                 "is 14,336 wide: about 78 %, where Llama-2-7B (full attention) has 64 %.",
+                 "parameters.parts['MLP'] / total; the parameters chart shows it.", tolerance=5.0),
         Exercise("Llama-3-8B has the same blocks as Mistral-7B. Why is it 0.8B bigger?", lambda: "b",
                  "its vocabulary grew from 32,000 to 128,256 tokens: 4x the embedding matrix and LM head.",
                  "compare models['llama-3-8b'].parts with models['mistral-7b'].parts.",

@@ -181,6 +181,23 @@ def positions(learned, angles, learned_name: str, rotary_name: str) -> go.Figure
     return fig
 
 
+def rope_scaling(scalings) -> go.Figure:
+    """Each pair's wavelength (tokens per full turn) for plain RoPE and each scaling; the trained length dashed."""
+    first = scalings[0]
+    pairs = list(range(len(first.wavelengths)))
+    fig = go.Figure(go.Scatter(x=pairs, y=first.wavelengths.tolist(), name="plain RoPE", line={"color": "#868e96"}))
+    for scaling in scalings:
+        name = f"{scaling.rope_type} ×{scaling.parameters.get('factor', 1):g}"
+        fig.add_trace(go.Scatter(x=pairs, y=scaling.wavelengths_scaled.tolist(), name=name, mode="lines"))
+    fig.add_hline(y=first.trained_length, line_dash="dash", annotation_text=f"trained length {first.trained_length:,}")
+    fig.update_layout(
+        title="RoPE scaling: slow pairs stretched so a longer text stays within the angles seen in training",
+        xaxis_title="pair of q/k dimensions (fast → slow)", yaxis={"title": "wavelength (tokens)", "type": "log"},
+        height=420, **{**_LAYOUT, "margin": {"l": 70, "r": 20, "t": 60, "b": 50}},
+    )  # fmt: skip
+    return fig
+
+
 def plan(a, memory_plan) -> HTMLView:
     """A memory plan in words: fits or not, and what offload= would stream per forward pass."""
     used = (memory_plan.weights + memory_plan.kv_cache) / GIB

@@ -159,15 +159,21 @@ def importance(attribution):
     return matrix(attribution)
 
 
+def _name(a, attributions: list) -> str:
+    """The method's name, with its baseline when the same method appears twice (baselines side by side)."""
+    method = a.method.replace("_", " ")
+    return f"{method} · {a.baseline}" if [b.method for b in attributions].count(a.method) > 1 else method
+
+
 @takes("analysis.importance:Attribution", "[m.importance(text, target, method=...), ...]", "list")
 def compare_methods(attributions: list, row: int = 0) -> go.Figure:
-    """One bar chart per method for the same target, stacked, so disagreements show."""
+    """One bar chart per method (or per baseline of one method) for the same target, stacked, so disagreements show."""
     fig = make_subplots(
         rows=len(attributions),
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.06,
-        subplot_titles=[plotly_text(a.method.replace("_", " ")) for a in attributions],
+        subplot_titles=[plotly_text(_name(a, attributions)) for a in attributions],
     )
     for i, a in enumerate(attributions, start=1):
         scores = a.scores[row].numpy()
