@@ -184,3 +184,9 @@ def test_encoder_heads_off_changes_its_vectors_and_restores_them():
     torch.testing.assert_close(during[:3], before[:3])  # blocks before layer 2 do not see the change
     assert not torch.allclose(during[3], before[3], **FLOAT32)
     assert torch.equal(encoder.trace(text).hidden_states, before)
+
+
+def test_blocks_restoring_reads_the_restored_share(decoder):
+    result = decoder.patch(PROMPT, CORRUPT, ANSWER)
+    assert result.blocks_restoring(3) == [b for b in range(30) if result.restored[b, 3] >= 0.9]
+    assert result.blocks_restoring(3) == list(range(23)) and result.blocks_restoring(4) == list(range(23, 30))

@@ -16,16 +16,79 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 # What each lesson's prose says, and the pattern its outputs must show for the prose to be true.
 CLAIMS = {
-    "00_start_here": [("SmolLM2 puts 77 % on Paris", r"Paris\s+0\.77\d\d")],
-    "01_tokenization": [("without healing, // gets only a few percent", r"// [1-9]\.\d%"),
-                        ("after backing up, :// takes nearly all the probability", r":// 9\d\.\d%")],
-    "02_embeddings": [("queen comes first, cosine about 0.7", r"king \+ woman - man .*?1 ␣queen 0\.7\d\d")],
-    "03_attention": [("its 9 query heads share 3 key/value heads", r"9 query heads read 3 key/value heads")],
-    "04_token_importance": [("the decoder says Paris with probability 0.77", r"target Paris .*?f\(input\) = 0\.77\d")],
-    "05_sampling": [("make about 17 %, automate 16 %", r"make 1[67]\.\d% .*?automate 16\.\d%")],
-    "06_layer_by_layer": [("the model's 134.5M parameters", r"134\.5M params")],
-    "07_model_anatomy": [("Mixtral 46.7B, 12.9B active", r"Mixtral-8x7B .*? 46\.70B .*?12\.88B")],
-}  # fmt: skip
+    "00_start_here": [
+        ("SmolLM2 puts 77 % on Paris", r"Paris\s+0\.77\d\d"),
+    ],
+    "01_tokenization": [
+        ("without healing, // gets only a few percent", r"// [1-9]\.\d%"),
+        ("after backing up, :// takes nearly all the probability", r":// 9\d\.\d%"),
+        ("Llama 3's 128,256 pieces", r"llama-3-8b 128,256"),
+        ("the first merge joins h and e", r"\[\('h', 'e'\), \('e', 'r'\)"),
+        ("readers falls into fewer pieces", r"0 merges r e a d e r s .*?200 merges read ers"),
+    ],
+    "02_embeddings": [
+        ("queen comes first, cosine about 0.7", r"king \+ woman - man .*?1 ␣queen 0\.7\d\d"),
+        ("queen is 4th nearest to king, 0.62", r"4 ␣queen 0\.6[12]\d"),
+        ("kitten nearer truck (0.52) than cat (0.43)", r"kitten–cat 0\.4[234] \| kitten–truck 0\.5[123]"),
+        ("mean pooling 8 of 12, CLS 6", r"mean: paraphrase first for 8 of 12 \| cls: paraphrase first for 6 of 12"),
+    ],
+    "03_attention": [
+        ("its 9 query heads share 3 key/value heads", r"9 query heads read 3 key/value heads"),
+        (
+            "the decoder's row of 'it' is identical",
+            r"head 13\.8: 'it' puts 0\.7\d on 'animal'; row identical for tired and wide: True",
+        ),
+        ("encoder head 3.1: 0.64 (tired) to 0.27 (wide)", r"3\.1 0\.6[34]\d 0\.2[67]\d"),
+        (
+            "switching 13.8 off raises p(animal) a little",
+            r"every head: p\(␣animal\) = 10\.\d% .*?head 13\.8 set to zero: p\(␣animal\) = 11\.\d%",
+        ),
+        ("layer 1 heads 5, 4, 3 matter most, then layer 24", r"0 1 5 -1\.\d+ 1 1 4 -0\.\d+ 2 1 3 -0\.\d+ 3 24"),
+    ],
+    "04_token_importance": [
+        ("the decoder says Paris with probability 0.77", r"target Paris .*?f\(input\) = 0\.77\d"),
+        ("The gets 0.61, France 0.03 from <|im_end|>", r"\(pad token\) +The \+0\.6[01] .*?␣France \+0\.0[23]"),
+        ("from zeros capital 0.77, The 0.06", r"zeros +The \+0\.0[56] +␣capital \+0\.7[678]"),
+        (
+            "from <|endoftext|> capital 0.50, France 0.19",
+            r"\(unk token\) The -0\.0\d +␣capital \+0\.[45]\d .*?␣France \+0\.1[89]",
+        ),
+        ("Paris all but vanishes after Italy", r"77\.\d% after France, 0\.0\d% after Italy"),
+        ("France's own position through block 22", r"'␣France': its clean vector brings Paris back after blocks 0–22"),
+        ("then the last token from block 23", r"'␣is': its clean vector brings Paris back after blocks 23–29"),
+    ],
+    "05_sampling": [
+        ("make about 17 %, automate 16 %", r"make 1[67]\.\d% .*?automate 16\.\d%"),
+        ("5.2 bits, 3.4 after temperature 0.7", r"model 5\.2\d 49,152 temperature 0\.7 3\.4\d 49,152"),
+        (
+            "generate's hidden top-k keeps 12, 13 without",
+            r"top_k=50, top_p=0\.9.*?without the hidden top-k: 13 tokens kept .*?top-p 0\.9 2\.\d\d 12",
+        ),
+        ("the beam's whole text about 14 times likelier", r"greedy .*? -10\.0\d .*?beam search, 4 beams .*? -7\.4\d"),
+        ("without the template the model ends the turn", r"no template +'<\|im_end\|>' 6\d%"),
+        ("a French system prompt lifts La and Le", r"own system prompt .*?'La' 2\d% +'Le' 1\d%"),
+    ],
+    "06_layer_by_layer": [
+        ("the model's 134.5M parameters", r"134\.5M params"),
+        (
+            "the lens's bottom row reads <filename> after France",
+            r"bottom row: \['The', '␣capital', '␣of', '<filename>', '␣is'\]",
+        ),
+        (
+            "thousands through layer 22, 396th after 23, first after 29",
+            r"after layers 15, 22, 23, 29: \[2\d\d\d, 2\d\d\d, 39\d, 1\]",
+        ),
+        ("every opened step equals the model", r"(= .*?largest gap \d\.\de-0[5-9].*?){6}"),
+    ],
+    "07_model_anatomy": [
+        ("Mixtral 46.7B, 12.9B active", r"Mixtral-8x7B .*? 46\.70B .*?12\.88B"),
+        (
+            "two thirds for full attention, 78-82 % with GQA",
+            r"llama-2-7b: MLP 64 % \| llama-2-13b: MLP 65 % \| mistral-7b: MLP 78 % \| llama-2-70b: MLP 82 %",
+        ),
+        ("a window's reach grows 4,095 a layer", r"32 layers: 131,040 tokens back"),
+    ],
+}
 
 
 def shown_text(notebook) -> str:

@@ -80,14 +80,20 @@ class HeadMatch:
     weight: float  # mean over the 'from' tokens of the total weight on the 'to' tokens
 
 
+def link_weights(attentions: torch.Tensor, tokens: Tokens, source: str, target: str) -> torch.Tensor:
+    """[layers, heads]: in each head, the weight from word ``source``'s tokens to word ``target``'s (mean over rows
+    of the summed weight on the target's tokens)."""
+    rows, cols = word_positions(tokens, source), word_positions(tokens, target)
+    return torch.stack([layer[:, rows][:, :, cols].sum(-1).mean(-1) for layer in attentions])
+
+
 def find_heads(attentions: torch.Tensor, tokens: Tokens, source: str, target: str, top: int = 5) -> list[HeadMatch]:
     """Heads in which the tokens of word ``source`` attend most to the tokens of word ``target``.
 
     Example: ``find_heads(tr.attentions, tr.tokens, "it", "animal")`` hunts for a head that links
     a pronoun to its noun.
     """
-    rows, cols = word_positions(tokens, source), word_positions(tokens, target)
-    weight = torch.stack([layer[:, rows][:, :, cols].sum(-1).mean(-1) for layer in attentions])  # [layers, heads]
+    weight = link_weights(attentions, tokens, source, target)
     order = weight.flatten().argsort(descending=True)[:top]
     heads = weight.shape[1]
     return [HeadMatch(int(i) // heads, int(i) % heads, float(weight.flatten()[i])) for i in order]

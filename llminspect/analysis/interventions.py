@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -158,10 +159,15 @@ def heads_off(m, heads: Iterable[tuple[int, int]], means: list[torch.Tensor] | N
             handle.remove()
 
 
-def _probabilities(m, inputs: Inputs) -> torch.Tensor:
+def _last_logits(m, tensors: dict) -> torch.Tensor:
+    """The last position's logits for each row of the batch (the LM head runs on that position only)."""
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(m.model.forward).parameters else {}
     with torch.no_grad():
-        logits = m.model(**inputs.tensors).logits[0, -1]
-    return logits.double().softmax(-1).cpu()
+        return m.model(**tensors, **keep).logits[:, -1]
+
+
+def _probabilities(m, inputs: Inputs) -> torch.Tensor:
+    return _last_logits(m, inputs.tensors)[0].double().softmax(-1).cpu()
 
 
 @dataclass(frozen=True)
@@ -221,9 +227,7 @@ def _batch(inputs: Inputs, rows: int) -> dict[str, torch.Tensor]:
 
 
 def _log_answer(m, tensors: dict, answer_id: int) -> torch.Tensor:
-    with torch.no_grad():
-        logits = m.model(**tensors).logits[:, -1]
-    return logits.double().log_softmax(-1)[:, answer_id].cpu()
+    return _last_logits(m, tensors).double().log_softmax(-1)[:, answer_id].cpu()
 
 
 def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffects:
@@ -267,6 +271,10 @@ class Patching:
     def restored(self) -> torch.Tensor:
         """How much of the gap each patch closes: 0 = still corrupt, 1 = back to clean."""
         return (self.p_patched - self.p_corrupt) / (self.p_clean - self.p_corrupt)
+
+    def blocks_restoring(self, position: int, share: float = 0.9) -> list[int]:
+        """The blocks after which putting the clean vector back at ``position`` restores at least ``share`` of the gap."""
+        return [int(b) for b in (self.restored[:, position] >= share).nonzero().flatten()]
 
 
 def _block_output(output) -> torch.Tensor:

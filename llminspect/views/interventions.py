@@ -22,7 +22,8 @@ _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 60, "b"
 @takes("analysis.interventions:Ablation", "m.ablate(prompt, answer, heads)")
 def ablation(result) -> HTMLView:
     """The top next tokens with every head, beside those with the chosen heads switched off."""
-    heads = ", ".join(f"L{layer}H{head}" for layer, head in result.heads)
+    heads = ", ".join(f"{layer}.{head}" for layer, head in result.heads)
+    heads = f"{'head' if len(result.heads) == 1 else 'heads'} {heads}" if heads else "no head"
     before = next_tokens_html(f"every head: p({result.answer}) = {result.p_before:.1%}", result.before)
     after = next_tokens_html(f"{heads} set to {result.how}: p({result.answer}) = {result.p_after:.1%}", result.after)
     body = (
