@@ -273,7 +273,7 @@ class Patching:
         return (self.p_patched - self.p_corrupt) / (self.p_clean - self.p_corrupt)
 
     def blocks_restoring(self, position: int, share: float = 0.9) -> list[int]:
-        """The blocks after which putting the clean vector back at ``position`` restores at least ``share`` of the gap."""
+        """Blocks after which the clean vector put back at ``position`` restores at least ``share`` of the gap."""
         return [int(b) for b in (self.restored[:, position] >= share).nonzero().flatten()]
 
 

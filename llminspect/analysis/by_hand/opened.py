@@ -123,6 +123,57 @@ def _linear(x: torch.Tensor, module) -> torch.Tensor:
     return x @ module.weight.T + (module.bias if module.bias is not None else 0)
 
 
+class _Steps:
+    """Records each step with its gap to the model's own result, and hands the value on."""
+
+    def __init__(self) -> None:
+        self.steps: list[HandStep] = []
+
+    def __call__(self, name: str, formula: str, value, model: str = "", reference=None):
+        difference = None if reference is None else float((value - reference).abs().max())
+        self.steps.append(HandStep(name, formula, value.detach(), model, difference))
+        return value
+
+
+def _attention(step: _Steps, attention, n: torch.Tensor, seen: dict, head: int, config) -> torch.Tensor:
+    """One query head followed through attention; the other heads computed alike; their sum through o_proj."""
+    heads, kv_heads, width = config.num_attention_heads, config.num_key_value_heads, attention.head_dim
+    group, theta = heads // kv_heads, config.rope_parameters["rope_theta"]
+    kv_head = head // group
+    q_all, k_all, v_all = (_linear(n, getattr(attention, p)) for p in ("q_proj", "k_proj", "v_proj"))
+    q = step(f"q of head {head}", f"n·W_qᵀ, columns {head * width}–{(head + 1) * width - 1}",
+             q_all[:, head * width:(head + 1) * width])  # fmt: skip
+    k = step(f"k of key/value head {kv_head}", f"n·W_kᵀ: query heads {group * kv_head}–{group * (kv_head + 1) - 1}"
+             " share it", k_all[:, kv_head * width:(kv_head + 1) * width])  # fmt: skip
+    v = step(f"v of key/value head {kv_head}", "n·W_vᵀ", v_all[:, kv_head * width:(kv_head + 1) * width])
+    q = step("q turned by RoPE", f"pairs (i, i+{width // 2}) turned by position · {theta:g}^(−2i/{width})",
+             _turn(q, theta))  # fmt: skip
+    k = step("k turned by RoPE", "the same turn, by the key's position", _turn(k, theta))
+    scores = q @ k.T / width**0.5
+    causal = torch.ones_like(scores, dtype=torch.bool).triu(1)
+    scores = step("scores", f"q·kᵀ / √{width}, −∞ above the diagonal", scores.masked_fill(causal, float("-inf")))
+    weights = step("attention weights", "softmax of each row", scores.softmax(-1), "the traced attention map",
+                   seen["attention map"][head])  # fmt: skip
+    mixed = step(f"head {head}'s output", "weights · v", weights @ v)
+    columns = f"{head * width}–{(head + 1) * width - 1}"
+    own = attention.o_proj.weight[:, head * width:(head + 1) * width]
+    part = step(f"head {head}'s share of the attention output", f"head·W_o[:, {columns}]ᵀ", mixed @ own.T)
+    others = _all_heads(q_all, k_all, v_all, heads, kv_heads, width, theta, causal) @ attention.o_proj.weight.T - part
+    return step("attention output", f"head {head}'s share + the other {heads - 1} heads' shares", part + others,
+                "self_attn", seen["self_attn"])  # fmt: skip
+
+
+def _mlp(step: _Steps, block, x: torch.Tensor, seen: dict, eps: float) -> None:
+    mlp = block.mlp
+    n2 = step("RMSNorm(x) again", "x / √(mean(x²) + ε) · g₂", _rms_norm(x, block.post_attention_layernorm.weight, eps),
+              "post_attention_layernorm", seen["post_attention_layernorm"])  # fmt: skip
+    silu = torch.nn.functional.silu
+    gate = step("gate", "silu(n₂·W_gateᵀ), silu(z) = z·sigmoid(z)", silu(_linear(n2, mlp.gate_proj)))
+    up = step("up", f"n₂·W_upᵀ: {n2.shape[-1]} → {mlp.up_proj.weight.shape[0]} numbers", _linear(n2, mlp.up_proj))
+    down = step("MLP output", "(gate ⊙ up)·W_downᵀ", _linear(gate * up, mlp.down_proj), "mlp", seen["mlp"])
+    step("x + MLP output", "residual add: the block's output", x + down, "the block's output", seen["block"])
+
+
 def open_block(m, inputs: Inputs, layer: int, head: int) -> OpenedBlock:
     """Block ``layer`` of a Llama-style decoder written out, following query head ``head`` through attention."""
     m.require_family("Opening a block", "decoder")
@@ -135,52 +186,14 @@ def open_block(m, inputs: Inputs, layer: int, head: int) -> OpenedBlock:
     if not 0 <= head < heads:
         raise InputError(f"head={head}: this model has query heads 0–{heads - 1}.")
     seen = _captured(m, layer, block, inputs)
-    steps: list[HandStep] = []
-
-    def step(name, formula, value, model="", reference=None):
-        difference = None if reference is None else float((value - reference).abs().max())
-        steps.append(HandStep(name, formula, value.detach(), model, difference))
-        return value
-
-    attention, mlp, eps = block.self_attn, block.mlp, config.rms_norm_eps
-    width = attention.head_dim
-    kv_head = head // (heads // kv_heads)
-    theta = config.rope_parameters["rope_theta"]
+    step = _Steps()
     with torch.no_grad():
         x = step("block input x", "the residual stream after the blocks before", seen["block input"])
-        n = step("RMSNorm(x)", "x / √(mean(x²) + ε) · g", _rms_norm(x, block.input_layernorm.weight, eps),
-                 "input_layernorm", seen["input_layernorm"])  # fmt: skip
-        q_all, k_all, v_all = (_linear(n, getattr(attention, p)) for p in ("q_proj", "k_proj", "v_proj"))
-        q = step(f"q of head {head}", f"n·W_qᵀ, columns {head * width}–{(head + 1) * width - 1}",
-                 q_all[:, head * width:(head + 1) * width])  # fmt: skip
-        group = heads // kv_heads
-        k = step(f"k of key/value head {kv_head}", f"n·W_kᵀ: query heads {group * kv_head}–{group * (kv_head + 1) - 1}"
-                 " share it", k_all[:, kv_head * width:(kv_head + 1) * width])  # fmt: skip
-        v = step(f"v of key/value head {kv_head}", "n·W_vᵀ", v_all[:, kv_head * width:(kv_head + 1) * width])
-        q = step("q turned by RoPE", f"pairs (i, i+{width // 2}) turned by position · {theta:g}^(−2i/{width})",
-                 _turn(q, theta))  # fmt: skip
-        k = step("k turned by RoPE", "the same turn, by the key's position", _turn(k, theta))
-        scores = q @ k.T / width**0.5
-        causal = torch.ones_like(scores, dtype=torch.bool).triu(1)
-        scores = step("scores", f"q·kᵀ / √{width}, −∞ above the diagonal", scores.masked_fill(causal, float("-inf")))
-        weights = step("attention weights", "softmax of each row", scores.softmax(-1), "the traced attention map",
-                       seen["attention map"][head])  # fmt: skip
-        mixed = step(f"head {head}'s output", "weights · v", weights @ v)
-        part = step(f"head {head}'s share of the attention output",
-                    f"head·W_o[:, {head * width}–{(head + 1) * width - 1}]ᵀ",
-                    mixed @ attention.o_proj.weight[:, head * width:(head + 1) * width].T)  # fmt: skip
-        all_heads = _all_heads(q_all, k_all, v_all, heads, kv_heads, width, theta, causal)
-        others = all_heads @ attention.o_proj.weight.T - part
-        out = step("attention output", f"head {head}'s share + the other {heads - 1} heads' shares", part + others,
-                   "self_attn", seen["self_attn"])  # fmt: skip
-        x = step("x + attention output", "residual add", x + out)
-        n2 = step("RMSNorm(x) again", "x / √(mean(x²) + ε) · g₂", _rms_norm(x, block.post_attention_layernorm.weight,
-                  eps), "post_attention_layernorm", seen["post_attention_layernorm"])  # fmt: skip
-        gate = step("gate", "silu(n₂·W_gateᵀ), silu(z) = z·sigmoid(z)",
-                    torch.nn.functional.silu(_linear(n2, mlp.gate_proj)))  # fmt: skip
-        up = step("up", f"n₂·W_upᵀ: {n2.shape[-1]} → {mlp.up_proj.weight.shape[0]} numbers", _linear(n2, mlp.up_proj))
-        down = step("MLP output", "(gate ⊙ up)·W_downᵀ", _linear(gate * up, mlp.down_proj), "mlp", seen["mlp"])
-        step("x + MLP output", "residual add: the block's output", x + down, "the block's output", seen["block"])
+        n = step("RMSNorm(x)", "x / √(mean(x²) + ε) · g", _rms_norm(x, block.input_layernorm.weight,
+                 config.rms_norm_eps), "input_layernorm", seen["input_layernorm"])  # fmt: skip
+        x = step("x + attention output", "residual add", x + _attention(step, block.self_attn, n, seen, head, config))
+        _mlp(step, block, x, seen, config.rms_norm_eps)
+    steps, kv_head = step.steps, head // (heads // kv_heads)
     opened = OpenedBlock(inputs.tokens.labels, layer, head, kv_head, steps)
     wrong = [s.name for s in steps if s.difference is not None and s.difference > 1e-3 * (1 + float(s.value.abs()
              .max()))]  # fmt: skip
