@@ -58,7 +58,7 @@ $(CHP):
 test: $(DEV) prepare browser proxy
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-# The tier to run on every change (under 2 minutes): everything but lessons, browsers and long checks.
+# The tier to run on every change (about 3 minutes on 2 cores): everything but lessons, browsers and long checks.
 test-fast: $(DEV) prepare
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow and not browser" -q
 

@@ -126,9 +126,13 @@ class PatchedBlock(torch.nn.Module):
         return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
 
 
-def test_patching_equals_a_block_that_writes_the_clean_vector(decoder):
-    m = decoder
-    result = m.patch(PROMPT, CORRUPT, ANSWER)
+@pytest.fixture(scope="module")
+def patched(decoder):
+    return decoder.patch(PROMPT, CORRUPT, ANSWER)
+
+
+def test_patching_equals_a_block_that_writes_the_clean_vector(decoder, patched):
+    m, result = decoder, patched
     paris = m.tokenizer(ANSWER).input_ids[0]
     layers = m.model.model.layers
     with torch.no_grad():  # the clean stream after each block, from the model's own hidden states
@@ -186,7 +190,7 @@ def test_encoder_heads_off_changes_its_vectors_and_restores_them():
     assert torch.equal(encoder.trace(text).hidden_states, before)
 
 
-def test_blocks_restoring_reads_the_restored_share(decoder):
-    result = decoder.patch(PROMPT, CORRUPT, ANSWER)
+def test_blocks_restoring_reads_the_restored_share(patched):
+    result = patched
     assert result.blocks_restoring(3) == [b for b in range(30) if result.restored[b, 3] >= 0.9]
     assert result.blocks_restoring(3) == list(range(23)) and result.blocks_restoring(4) == list(range(23, 30))
