@@ -21,6 +21,8 @@ from llminspect.analysis import (
     experts,
     importance,
     interventions,
+    journey,
+    kv_cache,
     lens,
     next_token,
     outline,
@@ -114,6 +116,18 @@ class Inspector(LoadedModel):
         inputs = self.inputs(source, target, max_new_tokens=max_new_tokens)
         with self.running(progress) as self.layer_timing:
             return walk.walk(self, inputs, how)
+
+    def journey(self, prompt: str, layer: int | None = None, head: int = 0) -> journey.Journey:
+        """One prompt through the whole loop, every stage with its shape and numbers (``analysis.journey``)."""
+        return journey.journey(self, self.inputs(prompt), layer, head)
+
+    def kv_cache(self, prompt: str, steps: int = 20) -> kv_cache.CacheRun:
+        """``steps`` greedy tokens with and without the key/value cache, timed (``analysis.kv_cache``)."""
+        return kv_cache.kv_cache_run(self, self.inputs(prompt), steps)
+
+    def translation_steps(self, source, target: str | None = None) -> journey.Translation:
+        """An encoder-decoder's loop: the encoder once, then each decoder step's cross-attention peak."""
+        return journey.translation_steps(self, self.inputs(source, target))
 
     def open_block(self, text: str, layer: int = 0, head: int = 0) -> opened.OpenedBlock:
         """One Llama-style block as arithmetic on its weights, following query head ``head`` (``by_hand.opened``)."""

@@ -34,7 +34,7 @@ TEXT, OTHER, TARGET = "happy bird eats the mouse", "a cat sleeps", "birdo gaja"
 CAPABILITIES = ("load", "trace", "walk: hooks", "walk: by hand", "importance: integrated_gradients",
                 "importance: gradient_x_input", "importance: saliency", "importance: feature_ablation",
                 "importance: shapley", "importance: attention", "next tokens", "sampling lab", "logit lens",
-                "rotary", "heads off", "patching", "anatomy", "views")  # fmt: skip
+                "rotary", "heads off", "patching", "journey", "kv cache", "anatomy", "views")  # fmt: skip
 NON_ROTARY = {"gpt2", "opt", "bloom", "bert", "bert-mlm", "roberta", "distilbert", "albert", "deberta-v2", "electra",
               "t5", "bart", "mbart", "marian", "pegasus"}  # fmt: skip
 ENCODERS = {"bert", "bert-mlm", "roberta", "distilbert", "albert", "deberta-v2", "electra"}
@@ -50,6 +50,8 @@ REFUSES = (
     | {("llama-no-head", capability) for capability in IMPORTANCE}
     | {(name, "importance: attention") for name in ENCODERS}
     | {(name, "patching") for name in ENCODERS | {"llama-no-head", "t5", "bart", "mbart", "marian", "pegasus"}}
+    | {(name, what) for name in ENCODERS | {"llama-no-head", "t5", "bart", "mbart", "marian", "pegasus"}
+       for what in ("journey", "kv cache")}
     | {("albert", "heads off")}  # one shared block runs in every layer: a head cannot be off in one layer only
 )
 MATRIX: dict[str, dict[str, str]] = {}
@@ -333,6 +335,30 @@ def check_patching(m, ref, reference_tokenizer):
             assert float(result.p_patched[layer, position]) == pytest.approx(float(p), rel=1e-3, abs=1e-7)
 
 
+def check_journey(m, out):
+    trip = m.journey(TEXT, layer=1, head=1)
+    top = out.logits[0, -1].double().softmax(-1).topk(5)
+    vocabulary = next(s for s in trip.stages if s.name == "vocabulary")
+    np.testing.assert_allclose(vocabulary.numbers, top.values.numpy(), atol=1e-6, rtol=1e-4)
+    attention = next(s for s in trip.stages if s.name == "attention")
+    np.testing.assert_allclose(attention.numbers, out.attentions[1][0, 1, -1].numpy(), atol=2e-5, rtol=1e-4)
+    assert trip.chosen_id == int(top.indices[0])
+
+
+def check_kv_cache(m, ref, inputs):
+    """The same tokens as transformers' greedy generate; the cache as long as transformers' own would be."""
+    from llminspect.analysis.tokens import token_labels
+
+    run = m.kv_cache(TEXT, steps=3)
+    ids, start = inputs["input_ids"], inputs["input_ids"].shape[1]
+    with torch.no_grad():
+        written = ref.generate(ids, do_sample=False, max_new_tokens=3, min_new_tokens=3, return_dict_in_generate=False,
+                               pad_token_id=m.tokenizer.pad_token_id or 0)  # fmt: skip
+        kept = [ref(input_ids=written[:, : start + i], use_cache=True).cache.layers[0].keys.shape[-2] for i in range(3)]
+    assert run.tokens == run.tokens_without == token_labels(m.tokenizer, written[0, start:].tolist())
+    assert [shape[-2] for shape in run.key_shapes] == kept
+
+
 def check_anatomy(folder, ref, species):
     counted = anatomy(folder)
     assert counted.total == sum(p.numel() for p in ref.parameters())  # shared weights once
@@ -407,6 +433,8 @@ def test_every_capability_equals_transformers_or_refuses_clearly(species, tiny):
     cell("heads off", lambda: check_heads_off(m, reference_model(species, folder), inputs))
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     cell("patching", lambda: check_patching(m, reference_model(species, folder), tokenizer))
+    cell("journey", lambda: check_journey(m, out))
+    cell("kv cache", lambda: check_kv_cache(m, reference_model(species, folder), inputs))
     cell("anatomy", lambda: check_anatomy(folder, ref, species))
     cell("views", lambda: check_views(m, {k: v for k, v in results.items() if v is not None}))
     assert list(row) == list(CAPABILITIES)

@@ -22,6 +22,7 @@ from llminspect.views.embeddings import layer_similarity, neighbours, projection
 from llminspect.views.html import save
 from llminspect.views.importance import compare_methods, importance
 from llminspect.views.interventions import ablation, head_effects, patching
+from llminspect.views.journey import journey, kv_cache, translation
 from llminspect.views.layers import (
     answer_rank,
     logit_lens,
@@ -37,7 +38,7 @@ from llminspect.views.tokens import compare, healing, token_table, tokens
 __all__ = [
     "ablation", "anatomy", "answer_rank", "attention", "audio_cross_attention", "bertviz", "compare",
     "compare_methods", "distribution", "head_effects", "head_matrix", "head_overview", "healing", "importance",
-    "kv_sharing", "layer_similarity", "logit_lens", "masks", "neighbours", "opened_block", "outline", "patching",
-    "projection", "rankings", "residual_stream", "rotary", "save", "similarity", "steps_table", "surprisal",
-    "token_table", "tokens", "tree",
+    "journey", "kv_cache", "kv_sharing", "layer_similarity", "logit_lens", "masks", "neighbours", "opened_block",
+    "outline", "patching", "projection", "rankings", "residual_stream", "rotary", "save", "similarity",
+    "steps_table", "surprisal", "token_table", "tokens", "translation", "tree",
 ]  # fmt: skip
