@@ -19,6 +19,11 @@ CLAIMS = {
     "00_start_here": [
         ("SmolLM2 puts 77 % on Paris", r"Paris\s+0\.77\d\d"),
     ],
+    "00_whole_journey": [
+        ("the same text with and without the cache", r"with the cache: +(\S.*?) without the cache: +\1 layer 0"),
+        ("the cache grows one position a step", r"\(1, 3, 5, 64\), \(1, 3, 6, 64\), \(1, 3, 7, 64\)"),
+        ("birdo looks at bird, gaja at happy", r"<s> bird \(1\.00\) birdo .*? birdo happy \(0\.7\d\) gaja"),
+    ],
     "01_tokenization": [
         ("without healing, // gets only a few percent", r"// [1-9]\.\d%"),
         ("after backing up, :// takes nearly all the probability", r":// 9\d\.\d%"),

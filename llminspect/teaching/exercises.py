@@ -119,6 +119,30 @@ IT_SENTENCE = "The animal didn't cross the street because it was too {}"
 IT_QUESTION = "The animal didn't cross the street because it was too tired. What was too tired? The"
 
 
+def _lesson_00() -> list[Exercise]:
+    def vocabulary_numbers() -> int:
+        trip = _model("decoder").journey("The capital of France is")
+        shape = next(stage.shape for stage in trip.stages if stage.name == "vocabulary")
+        return shape[0] * shape[1]
+
+    def cached_positions() -> int:
+        return _model("decoder").kv_cache("The capital of France is", steps=4).key_shapes[3][-2]
+
+    return [
+        Exercise("How many numbers does the vocabulary stage hold for the 5 tokens of 'The capital of France is'?",
+                 vocabulary_numbers, "one score for each of the 49,152 vocabulary tokens at each of the 5 positions; "
+                 "only the last position's row chooses the next token.", "positions × vocabulary size."),
+        Exercise("After reading the 5-token prompt and 3 written tokens, how many positions does each layer's "
+                 "key/value cache hold?", cached_positions,
+                 "every token read so far — 5 + 3 — keeps its key and value; the next token is read against them.",
+                 "one position per token the model has read."),
+        Exercise("Does the text written with the key/value cache differ from the text written without it?",
+                 lambda: not _model("decoder").kv_cache("The capital of France is", steps=20).same_tokens,
+                 "no: the cache keeps keys and values that would be computed again anyway; only the time changes.",
+                 "what would change in a token's key if the model read the text again?"),
+    ]  # fmt: skip
+
+
 def _lesson_01() -> list[Exercise]:
     def without_specials(name: str, text: str) -> int:
         return sum(not special for special in _model(name).tokenize(text).special)
@@ -291,12 +315,12 @@ def _lesson_07() -> list[Exercise]:
     ]  # fmt: skip
 
 
-LESSONS = {"01": _lesson_01, "02": _lesson_02, "03": _lesson_03, "04": _lesson_04, "05": _lesson_05,
+LESSONS = {"00": _lesson_00, "01": _lesson_01, "02": _lesson_02, "03": _lesson_03, "04": _lesson_04, "05": _lesson_05,
            "06": _lesson_06, "07": _lesson_07}  # fmt: skip
 
 
 def exercises(lesson: str) -> Quiz:
-    """The exercises of lesson ``lesson`` ("01" … "07")."""
+    """The exercises of lesson ``lesson`` ("00" … "07"; "00" is the whole journey)."""
     if lesson not in LESSONS:
         raise LLMInspectError(f"No exercises for lesson {lesson!r}; lessons with exercises: {', '.join(LESSONS)}.")
     return Quiz(lesson, LESSONS[lesson]())
