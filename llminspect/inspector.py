@@ -26,6 +26,7 @@ from llminspect.analysis import (
     lens,
     next_token,
     outline,
+    precision,
     rope,
     sampling,
     search,
@@ -215,6 +216,14 @@ class Inspector(LoadedModel):
     def patch(self, clean: str, corrupt: str, answer: str) -> interventions.Patching:
         """Activation patching: the clean prompt's stream put back into the corrupted one, layer by position."""
         return interventions.patching(self, self.inputs(clean), self.inputs(corrupt), answer)
+
+    def precisions(self, texts: list[str]) -> list[precision.PrecisionEffect]:
+        """The model's next-token guesses on ``texts`` with its weights at each precision (``analysis.precision``)."""
+        return precision.precision_effects(self, [self.inputs(text) for text in texts])
+
+    def activation_outliers(self, text: str, layer: int) -> precision.ActivationOutliers:
+        """The residual stream after ``layer`` through an 8-bit round trip, with and without its largest token."""
+        return precision.activation_outliers(self, self.inputs(text), layer)
 
     # --- vectors ----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Example:
     True
 """
 
-from llminspect.views import anatomy
+from llminspect.views import anatomy, precision
 from llminspect.views.attention import (
     attention,
     audio_cross_attention,
@@ -39,6 +39,6 @@ __all__ = [
     "ablation", "anatomy", "answer_rank", "attention", "audio_cross_attention", "bertviz", "compare",
     "compare_methods", "distribution", "head_effects", "head_matrix", "head_overview", "healing", "importance",
     "journey", "kv_cache", "kv_sharing", "layer_similarity", "logit_lens", "masks", "neighbours", "opened_block",
-    "outline", "patching", "projection", "rankings", "residual_stream", "rotary", "save", "similarity",
+    "outline", "patching", "precision", "projection", "rankings", "residual_stream", "rotary", "save", "similarity",
     "steps_table", "surprisal", "token_table", "tokens", "translation", "tree",
 ]  # fmt: skip
