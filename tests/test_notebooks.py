@@ -93,6 +93,22 @@ CLAIMS = {
         ),
         ("a window's reach grows 4,095 a layer", r"32 layers: 131,040 tokens back"),
     ],
+    "08_precision": [
+        (
+            "the shipped Q4_1 blocks are the float32 weights, 5 bits",
+            r"Q4_1 +540 KiB +5\.0 bits/weight +largest error 0 ",
+        ),
+        (
+            "bfloat16 errs up to 3e-3, float16 5e-4",
+            r"bfloat16 .*?largest error 0\.00[23]\d .*?float16 .*?largest error 0\.000[45]",
+        ),
+        ("Q4_0 errs 16 times Q8_0", r"Q8_0 .*?rms 0\.001\b.*?Q4_0 .*?rms 0\.01[5-7]"),
+        (
+            "float16 keeps every top token, Q4_0 about 58 %",
+            r"float16 \d+ MiB 0\.000\d 100% .*?Q4_0 \d+ MiB 1\.\d+ 5\d%",
+        ),
+        ("the sink reaches 22,517", r"largest \|activation\|: 22,\d\d\d for 'The'"),
+    ],
 }
 
 

@@ -315,12 +315,45 @@ def _lesson_07() -> list[Exercise]:
     ]  # fmt: skip
 
 
+def _lesson_08() -> list[Exercise]:
+    def shipped_bits() -> float:
+        from llminspect.analysis.precision import shipped_matrix
+        from llminspect.models.registry import EMBEDDED, source_path
+
+        _, values, size = shipped_matrix(source_path(EMBEDDED["decoder"]), "blk.3.ffn_down.weight")
+        return round(8 * size / values.numel(), 2)
+
+    def bfloat16_agreement() -> float:
+        texts = ["The capital of France is", "The quick brown fox jumps over the lazy dog",
+                 "The best thing about AI is its ability to", "Once upon a time, there was a"]  # fmt: skip
+        found = {e.name: e for e in _model("decoder").precisions(texts)}
+        return round(100 * found["bfloat16"].agreement, 1)
+
+    def others_lose_half() -> bool:
+        result = _model("decoder").activation_outliers("The quick brown fox jumps over the lazy dog", layer=15)
+        return min(e for i, e in enumerate(result.error_all) if i != result.outlier) > 0.5
+
+    return [
+        Exercise("Q4_1 stores 32 weights in 16 bytes of 4-bit numbers plus two float16 numbers. Bits per weight?",
+                 shipped_bits, "(16 + 2 + 2) bytes × 8 / 32 weights = 5 bits: the scale and minimum cost one bit each.",
+                 "count the bytes of one block, then divide its bits by 32."),
+        Exercise("With every block matrix in bfloat16, what share of positions keep float32's top token, in percent? "
+                 "(within 5 points)", bfloat16_agreement,
+                 "bfloat16 rounds to 8 bits of mantissa: the top token changes only where two tokens were nearly "
+                 "tied.", "bfloat16 errs by a few thousandths per weight.", tolerance=5.0),
+        Exercise("After layer 15, one 8-bit scale for all tokens: do the tokens other than the sink lose more than "
+                 "half of their vector?", others_lose_half,
+                 "the scale is set by a value of about 22,000, so a grid step is about 177 and most of their numbers "
+                 "round to 0.", "compare a grid step (largest / 127) with the other tokens' largest values."),
+    ]  # fmt: skip
+
+
 LESSONS = {"00": _lesson_00, "01": _lesson_01, "02": _lesson_02, "03": _lesson_03, "04": _lesson_04, "05": _lesson_05,
-           "06": _lesson_06, "07": _lesson_07}  # fmt: skip
+           "06": _lesson_06, "07": _lesson_07, "08": _lesson_08}  # fmt: skip
 
 
 def exercises(lesson: str) -> Quiz:
-    """The exercises of lesson ``lesson`` ("00" … "07"; "00" is the whole journey)."""
+    """The exercises of lesson ``lesson`` ("00" … "08"; "00" is the whole journey)."""
     if lesson not in LESSONS:
         raise LLMInspectError(f"No exercises for lesson {lesson!r}; lessons with exercises: {', '.join(LESSONS)}.")
     return Quiz(lesson, LESSONS[lesson]())
