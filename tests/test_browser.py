@@ -88,6 +88,34 @@ def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
     page.close()
 
 
+def test_a_lesson_handout_draws_every_view_with_the_network_off(browser, tmp_path):
+    from llminspect.teaching.handout import handout
+
+    page_file = handout(ROOT / "notebooks" / "03_attention.ipynb", tmp_path)
+    text = page_file.read_text()
+    assert text.count("plotly.js v") == 1 and text.count("RequireJS 2.3.6") == 1  # plotly, bertviz's loader: once
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    requests, errors = Requests(), []
+    page.on("request", requests.record)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(page_file.as_uri())
+    page.wait_for_function("() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= "
+                           "document.querySelectorAll('.plotly-graph-div').length", timeout=60_000)  # fmt: skip
+    report = page.evaluate("""() => ({
+        figures: document.querySelectorAll('.plotly-graph-div').length,
+        drawn: [...document.querySelectorAll('.plotly-graph-div')].filter(d => d.querySelector('.main-svg')).length,
+        explorers: [...document.querySelectorAll('iframe')].filter(f =>
+            f.contentDocument && Number(f.contentDocument.getElementById('explorer')?.dataset.drawn) > 0).length,
+        bertviz: document.querySelectorAll('#bertviz svg, [id^=bertviz] svg').length,
+        prose: document.body.innerText.includes('Test the hypothesis: switch the head off'),
+    })""")
+    assert report["figures"] >= 4 and report["drawn"] == report["figures"], report
+    assert report["explorers"] >= 3 and report["bertviz"] >= 1 and report["prose"], report
+    assert errors == [], errors
+    assert [u for u in requests.outside if not u.startswith(("file:", "blob:", "data:"))] == []
+    page.close()
+
+
 def test_a_saved_attention_explorer_works_in_the_browser_with_no_kernel(browser, toy, tmp_path):
     import llminspect as li
 

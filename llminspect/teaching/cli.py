@@ -5,8 +5,8 @@
   red one. Exit status 1 when anything is red.
 - ``llminspect prepare``: every one-time step before a class (expanding and converting the
   embedded models into the cache), so the room starts at once; safe to run twice.
-- ``llminspect export NOTEBOOK OUT/``: runs a lesson offline and writes each view it shows as a
-  self-contained HTML handout (plotly.js and the bertviz scripts inside), plus an index page.
+- ``llminspect export NOTEBOOK OUT/``: runs a lesson offline and writes it as one page to take home —
+  prose, code and outputs, every view drawn with no kernel and no network (``teaching.handout``).
 - ``llminspect room``: a class over the LAN on JupyterHub (see ``llminspect.room``).
 - ``llminspect bundle DIR``: an offline install bundle for a class with no internet (``bundle``).
 
@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -33,11 +32,10 @@ from llminspect.models.registry import EMBEDDED, prepare_all, sample_audio
 from llminspect.room.running import add_arguments as add_room_arguments
 from llminspect.room.running import main as run_room
 from llminspect.teaching.bundle import PLATFORMS, build_bundle, describe
+from llminspect.teaching.handout import handout
 from llminspect.views.bertviz_offline import VENDOR
-from llminspect.views.html import PLOTLY_MIMETYPE, HTMLView, escape
 
 GREEN, RED, RESET = "\033[32m", "\033[31m", "\033[0m"
-WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 
 
 def _line(ok: bool, what: str, fix: str = "") -> str:
@@ -137,43 +135,9 @@ def prepare() -> int:
     return 0
 
 
-def export(notebook: Path, out: Path, timeout: int = 600) -> list[Path]:
-    """Run ``notebook`` offline and write every HTML or plotly output as its own offline page; return the pages."""
-    import nbformat
-    import plotly.io as pio
-    from nbclient import NotebookClient
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    book = nbformat.read(notebook, as_version=4)
-    os.environ["LLMINSPECT_EXPORT"] = "1"  # labs that can run without a kernel add their page to their output
-    try:
-        NotebookClient(book, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(notebook.parent)}}).execute()  # fmt: skip
-    finally:
-        os.environ.pop("LLMINSPECT_EXPORT", None)
-    out.mkdir(parents=True, exist_ok=True)
-    pages, heading, live = [], notebook.stem, 0
-    for number, cell in enumerate(book.cells):
-        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
-            heading = cell.source.lstrip("# ").splitlines()[0]
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            data = output.get("data", {})
-            path = out / f"{notebook.stem}_cell{number:02d}_{len(pages):02d}.html"
-            if PLOTLY_MIMETYPE in data:
-                pio.from_json(json.dumps(data[PLOTLY_MIMETYPE])).write_html(path, include_plotlyjs=True)
-            elif "text/html" in data and data["text/html"].lstrip().startswith("<!DOCTYPE"):
-                path.write_text(data["text/html"], encoding="utf-8")  # a whole page already (the attention explorer)
-            elif "text/html" in data:
-                HTMLView(data["text/html"], heading).save(path)
-            else:
-                live += WIDGET_MIMETYPE in data  # needs a running kernel: not a handout
-                continue
-            pages.append((heading, path))
-    links = "".join(f"<li><a href='{escape(p.name)}'>{escape(h)}</a> — {escape(p.name)}</li>" for h, p in pages)
-    note = f"<p>{live} live widget(s) need a running kernel: open the notebook for those.</p>" if live else ""
-    index = HTMLView(f"<h1>{escape(notebook.stem)}</h1><ol>{links}</ol>{note}", notebook.stem)
-    index.save(out / "index.html")
-    return [p for _, p in pages]
+def export(notebook: Path, out: Path, timeout: int = 600) -> Path:
+    """Run ``notebook`` offline and write it as one offline page to take home (``teaching.handout``)."""
+    return handout(notebook, out, timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="check this machine: versions, GPU, models, extensions, views")
     commands.add_parser("prepare", help="convert and cache the embedded models before a class")
-    exporting = commands.add_parser("export", help="run a lesson and write its views as offline HTML handouts")
+    exporting = commands.add_parser("export", help="run a lesson and write it as one offline HTML page (a handout)")
     exporting.add_argument("notebook", type=Path)
     exporting.add_argument("out", type=Path)
     add_room_arguments(commands.add_parser("room", help="serve the lessons to a class over the LAN (JupyterHub)"))
@@ -202,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.notebook.exists():
         print(f"No notebook at {args.notebook}: give the path of a lesson, e.g. notebooks/03_attention.ipynb")
         return 2
-    pages = export(args.notebook, args.out)
-    print(f"{len(pages)} views written to {args.out}/ (open {args.out / 'index.html'}; no network needed)")
+    page = export(args.notebook, args.out)
+    print(f"handout written: {page} ({page.stat().st_size / 2**20:.1f} MiB; opens with no network)")
     return 0
 
 
