@@ -145,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="check this machine: versions, GPU, models, extensions, views")
     commands.add_parser("prepare", help="convert and cache the embedded models before a class")
-    exporting = commands.add_parser("export", help="run a lesson and write it as one offline HTML page (a handout)")
-    exporting.add_argument("notebook", type=Path)
-    exporting.add_argument("out", type=Path)
+    exporting = commands.add_parser("export", help="run lessons and write each as one offline HTML page (a handout)")
+    exporting.add_argument("paths", type=Path, nargs="+", metavar="NOTEBOOK ... OUT")
     add_room_arguments(commands.add_parser("room", help="serve the lessons to a class over the LAN (JupyterHub)"))
     bundling = commands.add_parser("bundle", help="make an offline install bundle for a class with no internet")
     bundling.add_argument("out", type=Path)
@@ -163,11 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bundle":
         print(describe(build_bundle(args.out, args.platforms)))
         return 0
-    if not args.notebook.exists():
-        print(f"No notebook at {args.notebook}: give the path of a lesson, e.g. notebooks/03_attention.ipynb")
+    *notebooks, out = args.paths
+    missing = [path for path in notebooks if not path.exists()] or ([] if notebooks else [out])
+    if missing:
+        print(f"No notebook at {missing[0]}: give the path of a lesson and a folder, e.g. "
+              "llminspect export notebooks/03_attention.ipynb handouts/")  # fmt: skip
         return 2
-    page = export(args.notebook, args.out)
-    print(f"handout written: {page} ({page.stat().st_size / 2**20:.1f} MiB; opens with no network)")
+    for notebook in notebooks:
+        page = export(notebook, out)
+        print(f"handout written: {page} ({page.stat().st_size / 2**20:.1f} MiB; opens with no network)")
     return 0
 
 
