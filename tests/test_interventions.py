@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+from plain_torch import PatchedBlock
 
 import llminspect as li
 from llminspect.analysis import interventions
@@ -110,25 +111,6 @@ def test_every_head_alone_matches_one_ablation_at_a_time(decoder):
     assert effects.p_answer == pytest.approx(single.p_before, rel=1e-6)
     assert change < -0.5  # some head matters for Paris: removing it alone costs more than a third of p
     assert bool((effects.change.abs() < 0.05).float().mean() > 0.5)  # ... while most heads barely matter
-
-
-class PatchedBlock(torch.nn.Module):
-    """A decoder block whose output at one position is replaced: plain torch around the real block."""
-
-    def __init__(self, block, position: int, vector: torch.Tensor):
-        super().__init__()
-        self.block, self.position, self.vector = block, position, vector
-
-    def forward(self, *args, **kwargs):
-        out = self.block(*args, **kwargs)
-        hidden = (out[0] if isinstance(out, tuple) else out).clone()
-        hidden[:, self.position] = self.vector
-        return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
-
-
-@pytest.fixture(scope="module")
-def patched(decoder):
-    return decoder.patch(PROMPT, CORRUPT, ANSWER)
 
 
 def test_patching_equals_a_block_that_writes_the_clean_vector(decoder, patched):

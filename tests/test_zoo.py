@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from plain_torch import PatchedBlock
 from zoo import ZOO
 
 import llminspect as li
@@ -301,20 +302,6 @@ def check_heads_off(m, ref, inputs):
     close(tr.hidden_states, torch.stack([h[0] for h in hidden]))
     assert not torch.allclose(tr.hidden_states[-1], m.trace(TEXT, TARGET).hidden_states[-1] if m.family ==
                               "encoder-decoder" else m.trace(TEXT).hidden_states[-1])  # fmt: skip
-
-
-class PatchedBlock(torch.nn.Module):
-    """A block whose output at one position is replaced: plain torch around the reference's own block."""
-
-    def __init__(self, block, position: int, vector: torch.Tensor):
-        super().__init__()
-        self.block, self.position, self.vector = block, position, vector
-
-    def forward(self, *args, **kwargs):
-        out = self.block(*args, **kwargs)
-        hidden = (out[0] if isinstance(out, tuple) else out).clone()
-        hidden[:, self.position] = self.vector
-        return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
 
 
 def check_patching(m, ref, reference_tokenizer):

@@ -46,6 +46,16 @@ OUTPUT_NAMES = ("o_proj", "out_proj", "c_proj", "dense", "o", "out_lin")
 CROSS_WORDS = ("encoder_attn", "crossattention", "cross_attn", "encdecattention")
 
 
+@contextmanager
+def _hooked(handles: list):
+    """Keep the hooks ``handles`` for the ``with`` block, and remove them however it ends."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _is_output_projection(name: str) -> bool:
     """``self_attn.o_proj``, ``attention.output.dense``, ``layer.0.SelfAttention.o`` — never a cross-attention's."""
     parts = name.lower().split(".")
@@ -116,13 +126,8 @@ def head_means(m, inputs: Inputs, stack: str | None = None) -> list[torch.Tensor
 
         return record
 
-    handles = [p.register_forward_pre_hook(recorder(i)) for i, p in enumerate(projections)]
-    try:
-        with torch.no_grad():
-            m.model(**inputs.tensors)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with _hooked([p.register_forward_pre_hook(recorder(i)) for i, p in enumerate(projections)]), torch.no_grad():
+        m.model(**inputs.tensors)
     return means
 
 
@@ -150,13 +155,9 @@ def heads_off(m, heads: Iterable[tuple[int, int]], means: list[torch.Tensor] | N
 
         return replace
 
-    handles = [projections[layer].register_forward_pre_hook(replacer(layer, chosen))
-               for layer, chosen in by_layer.items()]  # fmt: skip
-    try:
+    with _hooked([projections[layer].register_forward_pre_hook(replacer(layer, chosen))
+                  for layer, chosen in by_layer.items()]):  # fmt: skip
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _last_logits(m, tensors: dict) -> torch.Tensor:
@@ -248,11 +249,8 @@ def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffec
                 joined[head, :, part] = 0.0 if means is None else means[layer][part].to(joined.dtype)
             return (joined, *args[1:])
 
-        handle = projection.register_forward_pre_hook(each_row_one_head)
-        try:
+        with _hooked([projection.register_forward_pre_hook(each_row_one_head)]):
             change[layer] = _log_answer(m, _batch(inputs, count), answer_id) - math.log(p_answer)
-        finally:
-            handle.remove()
     return HeadEffects(inputs.tokens.text, token_labels(m.tokenizer, [answer_id])[0], how, p_answer, change)
 
 
@@ -284,13 +282,9 @@ def _block_output(output) -> torch.Tensor:
 def _block_outputs(m, inputs: Inputs, blocks) -> list[torch.Tensor]:
     """What each block hands on (the stream after it, before any final norm): [layers] x [tokens, hidden]."""
     outputs: list[torch.Tensor] = []
-    handles = [b.register_forward_hook(lambda module, args, out: outputs.append(_block_output(out)[0])) for b in blocks]
-    try:
-        with torch.no_grad():
-            m.model(**inputs.tensors)
-    finally:
-        for handle in handles:
-            handle.remove()
+    keep = [b.register_forward_hook(lambda module, args, out: outputs.append(_block_output(out)[0])) for b in blocks]
+    with _hooked(keep), torch.no_grad():
+        m.model(**inputs.tensors)
     return outputs
 
 
@@ -317,10 +311,7 @@ def patching(m, clean: Inputs, corrupt: Inputs, answer: str) -> Patching:
                 hidden[position, position] = states[layer][position]
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-        handle = block.register_forward_hook(each_row_one_position)
-        try:
+        with _hooked([block.register_forward_hook(each_row_one_position)]):
             patched[layer] = _log_answer(m, _batch(corrupt, positions), answer_id).exp()
-        finally:
-            handle.remove()
     labels = token_labels(m.tokenizer, [answer_id])[0]
     return Patching(clean.tokens.labels, corrupt.tokens.labels, labels, p_clean, p_corrupt, patched)
