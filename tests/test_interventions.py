@@ -113,6 +113,11 @@ def test_every_head_alone_matches_one_ablation_at_a_time(decoder):
     assert bool((effects.change.abs() < 0.05).float().mean() > 0.5)  # ... while most heads barely matter
 
 
+@pytest.fixture(scope="module")
+def patched(decoder):
+    return decoder.patch(PROMPT, CORRUPT, ANSWER)
+
+
 def test_patching_equals_a_block_that_writes_the_clean_vector(decoder, patched):
     m, result = decoder, patched
     paris = m.tokenizer(ANSWER).input_ids[0]
