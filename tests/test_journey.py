@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import llminspect as li
-from llminspect.errors import FamilyError
+from llminspect.errors import FamilyError, InputError
 
 PROMPT = "The capital of France is"
 
@@ -90,3 +90,5 @@ def test_wrong_family_is_refused(decoder):
         li.load("encoder", device="cpu").journey("The capital of France is")
     with pytest.raises(FamilyError):
         decoder.translation_steps("happy bird")
+    with pytest.raises(InputError, match="layers 0–29, heads 0–8"):
+        decoder.journey(PROMPT, layer=30)

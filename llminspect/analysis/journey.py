@@ -25,6 +25,7 @@ from llminspect.analysis import walk as walking
 from llminspect.analysis.inputs import Inputs
 from llminspect.analysis.next_token import NextTokens, _require_decoder, _top
 from llminspect.analysis.trace import capture
+from llminspect.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ def journey(m, inputs: Inputs, layer: int | None = None, head: int = 0, k: int =
     _require_decoder(m, "The whole journey")
     trace = capture(m, inputs)
     layer = trace.num_layers // 2 if layer is None else layer
+    heads = trace.attentions.shape[1]
+    if not (0 <= layer < trace.num_layers and 0 <= head < heads):
+        have = f"layers 0–{trace.num_layers - 1}, heads 0–{heads - 1}"
+        raise InputError(f"layer={layer}, head={head}: this model has {have}.")
     inside = {s.kind: s.output for s in walking.walk(m, inputs, "hooks").find(layer=layer)}
     tokens, last = trace.tokens.labels, len(trace.tokens.ids) - 1
     hidden = trace.hidden_states
