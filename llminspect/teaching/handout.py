@@ -14,8 +14,11 @@ kernel and no network can draw:
 nbconvert's template asks a CDN for require.js and MathJax; both tags are removed (formulas show as
 their TeX source).
 
-Example:
-    >>> page = handout(Path("notebooks/00_start_here.ipynb"), Path("/tmp/handouts"))  # doctest: +SKIP
+``handout(Path("notebooks/03_attention.ipynb"), Path("handouts"))`` writes ``handouts/03_attention.html``.
+
+Example (a slider of a live widget, as the page shows it):
+    >>> _control({"description": "top-k", "value": 50})
+    "<span style='margin-right:12px;font:13px sans-serif'>top-k <b>50</b></span>"
 """
 
 from __future__ import annotations
