@@ -197,13 +197,8 @@ class Inspector(LoadedModel):
     def heads_off(self, heads, how: str = "zero", reference: str | None = None):
         """A ``with`` block in which the (layer, head) pairs ``heads`` are switched off: zero, or (``how="mean"``)
         their mean output over the text ``reference`` (``analysis.interventions``)."""
-        if how == "mean":
-            if reference is None:
-                raise InputError('how="mean" needs reference= (a text whose mean head outputs replace the heads).')
-            return interventions.heads_off(self, heads, interventions.head_means(self, self.inputs(reference)))
-        if how != "zero":
-            raise InputError(f"how={how!r}: a head is switched off to 'zero' or to its 'mean' over a reference text.")
-        return interventions.heads_off(self, heads)
+        reference = None if reference is None else self.inputs(reference)
+        return interventions.heads_off(self, heads, interventions.means_for(self, reference, how))
 
     def ablate(self, prompt: str, answer: str, heads, how: str = "zero") -> interventions.Ablation:
         """p(``answer``) after ``prompt`` and the top next tokens with all heads, then with ``heads`` off."""

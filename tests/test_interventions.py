@@ -15,17 +15,11 @@ import pytest
 import torch
 from plain_torch import PatchedBlock
 
-import llminspect as li
 from llminspect.analysis import interventions
 from llminspect.errors import FamilyError, InputError
 
 PROMPT, CORRUPT, ANSWER = "The capital of France is", "The capital of Italy is", " Paris"
 FLOAT32 = {"atol": 1e-4, "rtol": 1e-4}
-
-
-@pytest.fixture(scope="module")
-def decoder():
-    return li.load("decoder", device="cpu")
 
 
 def last_log_probs(model, ids) -> torch.Tensor:
@@ -148,7 +142,7 @@ def test_heads_off_is_undone_after_the_block(decoder):
     assert not torch.allclose(before, during, **FLOAT32)
 
 
-def test_clear_errors(decoder):
+def test_clear_errors(decoder, encoder):
     with pytest.raises(InputError, match="same number of tokens"):
         decoder.patch(PROMPT, "The capital of the United Kingdom is", ANSWER)
     with pytest.raises(InputError, match="layers go 0–29, heads 0–8"):
@@ -159,13 +153,11 @@ def test_clear_errors(decoder):
         decoder.heads_off([(0, 0)], how="mean")
     with pytest.raises(InputError, match="tokens here"):
         decoder.ablate(PROMPT, " Parisian capital", [(0, 0)])
-    encoder = li.load("encoder", device="cpu")
     with pytest.raises(FamilyError):
         encoder.ablate("The capital of France is Paris.", " Paris", [(0, 0)])
 
 
-def test_encoder_heads_off_changes_its_vectors_and_restores_them():
-    encoder = li.load("encoder", device="cpu")
+def test_encoder_heads_off_changes_its_vectors_and_restores_them(encoder):
     projections, heads = interventions.output_projections(encoder)
     assert (len(projections), heads) == (6, 12)
     text = "The animal didn't cross the street because it was too tired."

@@ -11,11 +11,6 @@ from llminspect.errors import FamilyError, InputError
 PROMPT = "The capital of France is"
 
 
-@pytest.fixture(scope="module")
-def decoder():
-    return li.load("decoder", device="cpu")
-
-
 def test_every_stage_is_the_models_own_number(decoder):
     trip = decoder.journey(PROMPT, layer=12, head=4)
     stages = {s.name: s for s in trip.stages}
@@ -70,8 +65,7 @@ def test_the_cache_saves_work_not_results(decoder):
     assert list(figure.data[0].y) == pytest.approx([b / 1024 for b in run.cache_bytes])
 
 
-def test_an_encoder_decoders_loop():
-    toy = li.load("toy-seq2seq", device="cpu")
+def test_an_encoder_decoders_loop(toy):
     result = toy.translation_steps("happy bird eats small mouse")
     trace = toy.trace("happy bird eats small mouse")
     assert [s.writes for s in result.steps] == trace.tokens.labels[1:]
@@ -85,9 +79,9 @@ def test_an_encoder_decoders_loop():
     assert "birdo" in li.views.translation(result).body
 
 
-def test_wrong_family_is_refused(decoder):
+def test_wrong_family_is_refused(decoder, encoder):
     with pytest.raises(FamilyError):
-        li.load("encoder", device="cpu").journey("The capital of France is")
+        encoder.journey("The capital of France is")
     with pytest.raises(FamilyError):
         decoder.translation_steps("happy bird")
     with pytest.raises(InputError, match="layers 0–29, heads 0–8"):

@@ -12,11 +12,6 @@ from llminspect.errors import FamilyError, InputError
 TEXT = "The quick brown fox jumps over the lazy dog"
 
 
-@pytest.fixture(scope="module")
-def decoder():
-    return li.load("decoder", device="cpu")
-
-
 def test_every_step_equals_the_model(decoder):
     block = decoder.open_block(TEXT, layer=3, head=5)
     compared = [s.name for s in block.steps if s.difference is not None]

@@ -15,11 +15,6 @@ from llminspect.errors import InputError
 from llminspect.models.registry import EMBEDDED, source_path
 
 
-@pytest.fixture(scope="module")
-def decoder():
-    return li.load("decoder", device="cpu")
-
-
 def q8_0_by_hand(weight: torch.Tensor) -> torch.Tensor:
     """Blocks of 32: scale = max|x| / 127; each weight round(x / scale) (halves away from zero) in int8; the
     scale itself stored as float16."""

@@ -81,8 +81,13 @@ def close(ours, theirs, **tolerance) -> None:
 # --- the checks, one per capability -------------------------------------------------------------------
 
 
+def zoo_trace(m):
+    """llminspect's trace of the zoo's text (with the target, for an encoder-decoder)."""
+    return m.trace(TEXT, TARGET) if m.family == "encoder-decoder" else m.trace(TEXT)
+
+
 def check_trace(m, ref, inputs):
-    tr = m.trace(TEXT, TARGET) if m.family == "encoder-decoder" else m.trace(TEXT)
+    tr = zoo_trace(m)
     with torch.no_grad():
         out = ref(**inputs, output_hidden_states=True, output_attentions=True, use_cache=False)
     assert tr.tokens.ids == inputs.get("decoder_input_ids", inputs["input_ids"])[0].tolist()
@@ -290,7 +295,7 @@ def check_heads_off(m, ref, inputs):
     layer = len(projections) - 1
     name = next(n for n, module in m.model.named_modules() if module is projections[layer])
     with m.heads_off([(layer, 1)]):
-        tr = m.trace(TEXT, TARGET) if m.family == "encoder-decoder" else m.trace(TEXT)
+        tr = zoo_trace(m)
     projection = ref.get_submodule(name)
     conv = isinstance(projection, transformers.pytorch_utils.Conv1D)  # GPT-2 stores the weight [in, out]
     width = (projection.weight.shape[0] if conv else projection.weight.shape[1]) // heads
@@ -300,8 +305,7 @@ def check_heads_off(m, ref, inputs):
         out = ref(**inputs, output_hidden_states=True, use_cache=False)
     hidden = out.decoder_hidden_states if m.family == "encoder-decoder" else out.hidden_states
     close(tr.hidden_states, torch.stack([h[0] for h in hidden]))
-    assert not torch.allclose(tr.hidden_states[-1], m.trace(TEXT, TARGET).hidden_states[-1] if m.family ==
-                              "encoder-decoder" else m.trace(TEXT).hidden_states[-1])  # fmt: skip
+    assert not torch.allclose(tr.hidden_states[-1], zoo_trace(m).hidden_states[-1])  # the head did something
 
 
 def check_patching(m, ref, reference_tokenizer):

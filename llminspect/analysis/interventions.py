@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.hooks import hooked
 from llminspect.analysis.inputs import Inputs
 from llminspect.analysis.lens import _answer_id
 from llminspect.analysis.next_token import NextTokens, _require_decoder, _top
@@ -44,16 +45,6 @@ from llminspect.models.structure import block_lists
 
 OUTPUT_NAMES = ("o_proj", "out_proj", "c_proj", "dense", "o", "out_lin")
 CROSS_WORDS = ("encoder_attn", "crossattention", "cross_attn", "encdecattention")
-
-
-@contextmanager
-def _hooked(handles: list):
-    """Keep the hooks ``handles`` for the ``with`` block, and remove them however it ends."""
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _is_output_projection(name: str) -> bool:
@@ -126,7 +117,7 @@ def head_means(m, inputs: Inputs, stack: str | None = None) -> list[torch.Tensor
 
         return record
 
-    with _hooked([p.register_forward_pre_hook(recorder(i)) for i, p in enumerate(projections)]), torch.no_grad():
+    with hooked([p.register_forward_pre_hook(recorder(i)) for i, p in enumerate(projections)]), torch.no_grad():
         m.model(**inputs.tensors)
     return means
 
@@ -155,7 +146,7 @@ def heads_off(m, heads: Iterable[tuple[int, int]], means: list[torch.Tensor] | N
 
         return replace
 
-    with _hooked([projections[layer].register_forward_pre_hook(replacer(layer, chosen))
+    with hooked([projections[layer].register_forward_pre_hook(replacer(layer, chosen))
                   for layer, chosen in by_layer.items()]):  # fmt: skip
         yield
 
@@ -185,10 +176,15 @@ class Ablation:
     after: NextTokens
 
 
-def _means_for(m, inputs: Inputs, how: str) -> list[torch.Tensor] | None:
+def means_for(m, inputs: Inputs | None, how: str) -> list[torch.Tensor] | None:
+    """What switched-off heads give: None (zeros) for ``how="zero"``, their mean over ``inputs`` for "mean"."""
     if how not in ("zero", "mean"):
-        raise InputError(f"how={how!r}: a head is switched off to 'zero' or to its 'mean' over the prompt.")
-    return head_means(m, inputs) if how == "mean" else None
+        raise InputError(f"how={how!r}: a head is switched off to 'zero' or to its 'mean' over a text.")
+    if how == "zero":
+        return None
+    if inputs is None:
+        raise InputError('how="mean" needs reference= (a text whose mean head outputs replace the heads).')
+    return head_means(m, inputs)
 
 
 def ablation(m, inputs: Inputs, answer: str, heads: Iterable[tuple[int, int]], how: str = "zero", k: int = 5):
@@ -196,7 +192,7 @@ def ablation(m, inputs: Inputs, answer: str, heads: Iterable[tuple[int, int]], h
     _require_decoder(m, "Head ablation")
     heads = [tuple(int(x) for x in pair) for pair in heads]
     answer_id = _answer_id(m.tokenizer, answer)
-    means = _means_for(m, inputs, how)
+    means = means_for(m, inputs, how)
     before = _probabilities(m, inputs)
     with heads_off(m, heads, means):
         after = _probabilities(m, inputs)
@@ -236,7 +232,7 @@ def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffec
     _require_decoder(m, "Head ablation")
     projections, count = output_projections(m)
     answer_id = _answer_id(m.tokenizer, answer)
-    means = _means_for(m, inputs, how)
+    means = means_for(m, inputs, how)
     p_answer = float(_probabilities(m, inputs)[answer_id])
     change = torch.zeros(len(projections), count, dtype=torch.float64)
     for layer, projection in enumerate(projections):
@@ -249,7 +245,7 @@ def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffec
                 joined[head, :, part] = 0.0 if means is None else means[layer][part].to(joined.dtype)
             return (joined, *args[1:])
 
-        with _hooked([projection.register_forward_pre_hook(each_row_one_head)]):
+        with hooked([projection.register_forward_pre_hook(each_row_one_head)]):
             change[layer] = _log_answer(m, _batch(inputs, count), answer_id) - math.log(p_answer)
     return HeadEffects(inputs.tokens.text, token_labels(m.tokenizer, [answer_id])[0], how, p_answer, change)
 
@@ -283,7 +279,7 @@ def _block_outputs(m, inputs: Inputs, blocks) -> list[torch.Tensor]:
     """What each block hands on (the stream after it, before any final norm): [layers] x [tokens, hidden]."""
     outputs: list[torch.Tensor] = []
     keep = [b.register_forward_hook(lambda module, args, out: outputs.append(_block_output(out)[0])) for b in blocks]
-    with _hooked(keep), torch.no_grad():
+    with hooked(keep), torch.no_grad():
         m.model(**inputs.tensors)
     return outputs
 
@@ -311,7 +307,7 @@ def patching(m, clean: Inputs, corrupt: Inputs, answer: str) -> Patching:
                 hidden[position, position] = states[layer][position]
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-        with _hooked([block.register_forward_hook(each_row_one_position)]):
+        with hooked([block.register_forward_hook(each_row_one_position)]):
             patched[layer] = _log_answer(m, _batch(corrupt, positions), answer_id).exp()
     labels = token_labels(m.tokenizer, [answer_id])[0]
     return Patching(clean.tokens.labels, corrupt.tokens.labels, labels, p_clean, p_corrupt, patched)

@@ -133,14 +133,17 @@ def precision_effects(m, texts: list[Inputs]) -> list[PrecisionEffect]:
 
     reference, found = distributions(m.model), []
     for precision in PRECISIONS:
-        model, size = _copy_at(m.model, precision)
+        if precision == "float32":  # the model as loaded: no copy, no second run
+            ours, size = reference, None
+        else:
+            model, size = _copy_at(m.model, precision)
+            ours = distributions(model)
+            del model
         if size is None:
             size = sum(p.numel() for p in blocks) * DTYPES[precision].itemsize
-        ours = distributions(model)
         kl = torch.cat([(r.exp() * (r - o)).sum(-1) for r, o in zip(reference, ours, strict=True)])
         same = torch.cat([r.argmax(-1) == o.argmax(-1) for r, o in zip(reference, ours, strict=True)])
         found.append(PrecisionEffect(precision, size, float(kl.mean()) / math.log(2), float(same.double().mean())))
-        del model
     return found
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 
 from llminspect.analysis.by_hand import walk_by_hand
+from llminspect.analysis.hooks import hooked
 from llminspect.analysis.inputs import Inputs
 from llminspect.analysis.steps import Step, Walk, batchless, model_output
 from llminspect.errors import InputError
@@ -65,12 +66,8 @@ def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
     module (Gemma 2's final soft-capping), that is one more step.
     """
     recorder = _HookedWalk(model)
-    handles = recorder.attach()
-    try:
+    with hooked(recorder.attach()):
         output = run()
-    finally:
-        for handle in handles:
-            handle.remove()
     steps = recorder.steps
     final = model_output(output) if output is not None else None
     if final is not None and steps and not _same(steps[-1].output, final):

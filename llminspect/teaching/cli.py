@@ -135,11 +135,6 @@ def prepare() -> int:
     return 0
 
 
-def export(notebook: Path, out: Path, timeout: int = 600) -> Path:
-    """Run ``notebook`` offline and write it as one offline page to take home (``teaching.handout``)."""
-    return handout(notebook, out, timeout)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llminspect", description="Tools for running llminspect lessons.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
               "llminspect export notebooks/03_attention.ipynb handouts/")  # fmt: skip
         return 2
     for notebook in notebooks:
-        page = export(notebook, out)
+        page = handout(notebook, out)
         print(f"handout written: {page} ({page.stat().st_size / 2**20:.1f} MiB; opens with no network)")
     return 0
 

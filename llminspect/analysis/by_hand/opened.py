@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from llminspect.analysis.hooks import hooked
 from llminspect.analysis.inputs import Inputs
 from llminspect.errors import FamilyError, InputError
 from llminspect.models.structure import block_lists
@@ -94,13 +95,8 @@ def _captured(m, layer: int, block, inputs: Inputs) -> dict[str, torch.Tensor]:
         return hook
 
     modules = {"block": block, **{name: block.get_submodule(name) for name in PARTS}}
-    handles = [module.register_forward_hook(keep(name)) for name, module in modules.items()]
-    try:
-        with torch.no_grad():
-            out = m.model(**inputs.tensors, output_attentions=True, output_hidden_states=True)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with hooked([module.register_forward_hook(keep(name)) for name, module in modules.items()]), torch.no_grad():
+        out = m.model(**inputs.tensors, output_attentions=True, output_hidden_states=True)
     seen["block input"], seen["attention map"] = out.hidden_states[layer][0], out.attentions[layer][0]
     return seen
 
