@@ -30,9 +30,11 @@ from llminspect.analysis import (
     rope,
     sampling,
     search,
+    sites,
     trace,
     walk,
 )
+from llminspect.analysis.arguments import list_of_texts, whole_number
 from llminspect.analysis.audio import looks_like_audio
 from llminspect.analysis.by_hand import opened
 from llminspect.analysis.inputs import Inputs, prepare
@@ -80,7 +82,34 @@ class Inspector(LoadedModel):
 
     def inputs(self, source, target: str | None = None, *, max_new_tokens: int = 64, complete: bool = True) -> Inputs:
         """Checked inputs for one forward pass (see ``analysis.inputs.prepare``)."""
+        max_new_tokens = whole_number(max_new_tokens, "max_new_tokens")
         return prepare(self, source, target, max_new_tokens=max_new_tokens, complete=complete)
+
+    # --- the model's insides: named sites, one run -------------------------------------------------
+
+    def sites(self) -> sites.Sites:
+        """Every named place inside this model that ``run`` can keep or edit (``analysis.sites``).
+
+        Example:
+            >>> import llminspect as li
+            >>> list(li.load("decoder").sites())[:3]
+            ['embeddings', 'layer.0.input', 'layer.0.attention.q']
+        """
+        return sites.sites_of(self)
+
+    def run(self, source, target: str | None = None, *, keep=(), edit=None, **forward) -> sites.Cache:
+        """One forward pass that keeps the sites in ``keep`` and changes those in ``edit`` (name -> function).
+
+        Example — a learner's own experiment: switch head 4 of layer 23 off and watch " Paris":
+            >>> import llminspect as li
+            >>> m = li.load("decoder")
+            >>> def off(heads):
+            ...     heads[:, :, 4] = 0
+            ...     return heads
+            >>> cache = m.run("The capital of France is", edit={"layer.23.attention.heads": off})
+            >>> p = cache.logits[0, -1].softmax(-1)[m.tokenize(" Paris").ids[0]]
+        """
+        return sites.run(self, self.inputs(source, target), keep, edit, **forward)
 
     # --- one forward pass, captured ---------------------------------------------------------------
 
@@ -154,14 +183,17 @@ class Inspector(LoadedModel):
 
     def next_tokens(self, prompt: str, k: int = 10) -> next_token.NextTokens:
         """The ``k`` likeliest next tokens after ``prompt`` (decoders)."""
+        k = whole_number(k, "k")
         return next_token.next_tokens(self, self.inputs(prompt), k)
 
     def heal(self, prompt: str, k: int = 10) -> next_token.HealedPrompt:
         """Next tokens of ``prompt`` as written and after token healing."""
+        k = whole_number(k, "k")
         return next_token.heal(self, self.inputs(prompt), k)
 
     def branches(self, prompt: str, width: int = 3, depth: int = 3) -> list[next_token.Branch]:
         """Every path through the ``width`` likeliest tokens for ``depth`` steps, with its probability."""
+        width, depth = whole_number(width, "width"), whole_number(depth, "depth")
         return next_token.branches(self, self.inputs(prompt), width, depth)
 
     def greedy_and_beam(self, prompt: str, steps: int = 8, beams: int = 4):
@@ -214,6 +246,7 @@ class Inspector(LoadedModel):
 
     def precisions(self, texts: list[str]) -> list[precision.PrecisionEffect]:
         """The model's next-token guesses on ``texts`` with its weights at each precision (``analysis.precision``)."""
+        texts = list_of_texts(texts, "texts")
         return precision.precision_effects(self, [self.inputs(text) for text in texts])
 
     def activation_outliers(self, text: str, layer: int) -> precision.ActivationOutliers:

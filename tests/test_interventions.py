@@ -15,7 +15,6 @@ import pytest
 import torch
 from plain_torch import PatchedBlock
 
-from llminspect.analysis import interventions
 from llminspect.errors import FamilyError, InputError
 
 PROMPT, CORRUPT, ANSWER = "The capital of France is", "The capital of Italy is", " Paris"
@@ -145,7 +144,7 @@ def test_heads_off_is_undone_after_the_block(decoder):
 def test_clear_errors(decoder, encoder):
     with pytest.raises(InputError, match="same number of tokens"):
         decoder.patch(PROMPT, "The capital of the United Kingdom is", ANSWER)
-    with pytest.raises(InputError, match="layers go 0–29, heads 0–8"):
+    with pytest.raises(InputError, match="layer=30: .* has layers 0 to 29"):
         decoder.ablate(PROMPT, ANSWER, [(30, 0)])
     with pytest.raises(InputError, match="'zero' or to its 'mean'"):
         decoder.ablate(PROMPT, ANSWER, [(0, 0)], how="half")
@@ -158,8 +157,8 @@ def test_clear_errors(decoder, encoder):
 
 
 def test_encoder_heads_off_changes_its_vectors_and_restores_them(encoder):
-    projections, heads = interventions.output_projections(encoder)
-    assert (len(projections), heads) == (6, 12)
+    stack = encoder.sites().architecture.writer
+    assert (stack.layers, stack.heads) == (6, 12)
     text = "The animal didn't cross the street because it was too tired."
     before = encoder.trace(text).hidden_states
     with encoder.heads_off([(2, 3)]):

@@ -84,5 +84,7 @@ def test_wrong_family_is_refused(decoder, encoder):
         encoder.journey("The capital of France is")
     with pytest.raises(FamilyError):
         decoder.translation_steps("happy bird")
-    with pytest.raises(InputError, match="layers 0–29, heads 0–8"):
+    with pytest.raises(InputError, match="layer=30: decoder has layers 0 to 29"):
         decoder.journey(PROMPT, layer=30)
+    with pytest.raises(InputError, match="head=9: decoder has heads 0 to 8"):
+        decoder.journey(PROMPT, head=9)

@@ -56,7 +56,7 @@ def test_other_blocks_are_refused(tiny, name):
 
 
 def test_bad_layer_or_head(decoder):
-    with pytest.raises(InputError, match="layers 0–29"):
+    with pytest.raises(InputError, match="layer=30: decoder has layers 0 to 29"):
         decoder.open_block(TEXT, layer=30)
-    with pytest.raises(InputError, match="query heads 0–8"):
+    with pytest.raises(InputError, match="head=9: decoder has heads 0 to 8"):
         decoder.open_block(TEXT, head=9)

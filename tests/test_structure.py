@@ -90,3 +90,51 @@ def test_modules_stay_small_and_functions_short():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long_functions.append(f"{module}.{node.name}")
     assert not long_modules and not long_functions, (long_modules, long_functions)
+
+
+HOOKS = ("register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+         "register_full_backward_pre_hook", "register_backward_hook")  # fmt: skip
+SITES = "llminspect.analysis.sites"
+
+
+def calls_named(path: Path, names: tuple[str, ...]) -> list[int]:
+    """Lines of ``path`` that call an attribute or function with one of ``names``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if called in names:
+                found.append(node.lineno)
+    return found
+
+
+def test_only_the_sites_module_registers_hooks():
+    outside = {module: lines for module, path in modules().items() if module != SITES
+               and (lines := calls_named(path, HOOKS))}  # fmt: skip
+    assert not outside, f"hooks registered outside {SITES}: {outside}"
+    assert calls_named(modules()[SITES], HOOKS), "the sites module is where hooks are registered"
+
+
+def test_no_module_imports_by_string():
+    """An import by name at call time (importlib.import_module, __import__) hides a dependency from the floors."""
+    by_string = {}
+    for module, path in modules().items():
+        lines = calls_named(path, ("import_module", "__import__"))
+        if lines:
+            by_string[module] = lines
+    assert not by_string, by_string
+
+
+def test_analyses_change_no_module_attribute_of_transformers():
+    """No analysis swaps a function inside transformers' modules (process-global; RoPE was once read that way)."""
+    swapped = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Assign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Attribute) and target.attr.startswith("apply_"):
+                        swapped.append(f"{module}:{node.lineno}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setattr":
+                swapped.append(f"{module}:{node.lineno} (setattr)")
+    assert not swapped, swapped

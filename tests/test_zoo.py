@@ -21,7 +21,6 @@ from zoo import ZOO
 
 import llminspect as li
 from llminspect import views
-from llminspect.analysis import interventions
 from llminspect.analysis.anatomy import anatomy
 from llminspect.analysis.residual import residual_stream
 from llminspect.analysis.sampling import Knobs, apply_knobs
@@ -32,7 +31,7 @@ from llminspect.models.structure import block_lists
 FAST = {"llama", "gpt2", "bert-mlm", "bart"}  # one of each kind in the fast tier; the rest run in the full suite
 FLOAT32 = {"atol": 2e-5, "rtol": 2e-4}  # llminspect's pass vs an independent one: float32 rounding only
 TEXT, OTHER, TARGET = "happy bird eats the mouse", "a cat sleeps", "birdo gaja"
-CAPABILITIES = ("load", "trace", "walk: hooks", "walk: by hand", "importance: integrated_gradients",
+CAPABILITIES = ("load", "trace", "run", "walk: hooks", "walk: by hand", "importance: integrated_gradients",
                 "importance: gradient_x_input", "importance: saliency", "importance: feature_ablation",
                 "importance: shapley", "importance: attention", "next tokens", "sampling lab", "logit lens",
                 "rotary", "heads off", "patching", "journey", "kv cache", "anatomy", "views")  # fmt: skip
@@ -53,7 +52,7 @@ REFUSES = (
     | {(name, "patching") for name in ENCODERS | {"llama-no-head", "t5", "bart", "mbart", "marian", "pegasus"}}
     | {(name, what) for name in ENCODERS | {"llama-no-head", "t5", "bart", "mbart", "marian", "pegasus"}
        for what in ("journey", "kv cache")}
-    | {("albert", "heads off")}  # one shared block runs in every layer: a head cannot be off in one layer only
+    | {("albert", "heads off"), ("albert", "run")}  # one shared block runs in every layer: no site is one place
 )
 MATRIX: dict[str, dict[str, str]] = {}
 
@@ -102,6 +101,24 @@ def check_trace(m, ref, inputs):
     else:
         close(tr.logits, out.logits[0])
     return tr, out
+
+
+def check_run(m, out):
+    """m.run keeps the stream before and after every block of the writing stack, equal to transformers'."""
+    stack = m.sites().architecture.writer
+    prefix = f"{stack.name}." if stack.name else ""
+    names = [f"{prefix}embeddings"] + [f"{prefix}layer.{i}.output" for i in range(stack.layers)]
+    final = f"{prefix}final_norm" if f"{prefix}final_norm" in m.sites() else names[-1]
+    keep = [*names, final]
+    cache = m.run(TEXT, TARGET, keep=keep) if m.family == "encoder-decoder" else m.run(TEXT, keep=keep)
+    hidden = out.decoder_hidden_states if m.family == "encoder-decoder" else out.hidden_states
+    assert len(hidden) == stack.layers + 1
+    for index, name in enumerate(names[:-1]):
+        close(cache[name][0], hidden[index][0])
+    close(cache[final][0], hidden[-1][0])  # transformers' last hidden state is after the final norm, if any
+    if getattr(out, "logits", None) is not None:
+        close(cache.logits[0], out.logits[0])
+    return cache
 
 
 def check_walk(m, out, how: str):
@@ -291,9 +308,9 @@ def check_rotary(m, species):
 
 def check_heads_off(m, ref, inputs):
     """A head switched off by llminspect's hook equals the reference with that head's output weights zeroed."""
-    projections, heads = interventions.output_projections(m)
-    layer = len(projections) - 1
-    name = next(n for n, module in m.model.named_modules() if module is projections[layer])
+    stack = m.sites().architecture.writer
+    layer, heads = stack.layers - 1, stack.heads
+    name = m.sites()[f"{stack.name}.layer.{layer}.attention.heads".lstrip(".")].path
     with m.heads_off([(layer, 1)]):
         tr = zoo_trace(m)
     projection = ref.get_submodule(name)
@@ -412,6 +429,7 @@ def test_every_capability_equals_transformers_or_refuses_clearly(species, tiny):
     ref = reference_model(species, folder)
     inputs = inputs_for(m, transformers.AutoTokenizer.from_pretrained(folder))
     results["trace"], out = cell("trace", lambda: check_trace(m, ref, inputs))
+    cell("run", lambda: check_run(m, out))
     results["walk"] = cell("walk: hooks", lambda: check_walk(m, out, "hooks"))
     cell("walk: by hand", lambda: check_walk(m, out, "by hand"))
     for capability in IMPORTANCE:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.arguments import choice, index, list_of_texts, whole_number
 from llminspect.analysis.inputs import text_tokens
 from llminspect.analysis.tokens import Tokens, encode, word_positions
 from llminspect.errors import EmptyInputError, FamilyError, InputError
@@ -136,8 +137,7 @@ def hidden_states(m, text: str) -> tuple[Tokens, torch.Tensor]:
 
 def word_in_contexts(m, word: str, contexts: list[str]) -> WordVectors:
     """The static vector of ``word`` and its contextual vector at every layer in each context."""
-    if len(contexts) < 1:
-        raise EmptyInputError("Give at least one sentence that contains the word.")
+    contexts = list_of_texts(contexts, "contexts")
     pieces, static = static_vector(m, word)
     per_context, context_pieces = [], []
     for context in contexts:
@@ -150,8 +150,7 @@ def word_in_contexts(m, word: str, contexts: list[str]) -> WordVectors:
 
 def word_vectors(m, words: list[str]) -> tuple[list[list[str]], torch.Tensor]:
     """Static vectors of several words: their pieces, and [words, hidden]."""
-    if not words:
-        raise EmptyInputError("The word list is empty: give at least two words to compare.")
+    words = list_of_texts(words, "words")
     results = [static_vector(m, word) for word in words]
     return [pieces for pieces, _ in results], torch.stack([vector for _, vector in results])
 
@@ -163,14 +162,12 @@ def sentence_vectors(m, sentences: list[str], pooling: str = "mean", layer: int 
     used); ``cls`` takes the first token (BERT's [CLS]); ``last`` the final token (what a decoder
     has seen everything by).
     """
-    if pooling not in POOLINGS:
-        raise InputError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}.")
+    pooling, layer = choice(pooling, "pooling", POOLINGS), index(layer, "layer")
     if pooling == "cls" and m.family == "decoder":
         raise FamilyError(
             "A decoder's first token sees only itself, so 'cls' pooling means nothing: use 'mean' or 'last'."
         )
-    if not sentences:
-        raise EmptyInputError("The sentence list is empty.")
+    sentences = list_of_texts(sentences, "sentences")
     vectors = []
     for sentence in sentences:
         _, states = hidden_states(m, sentence)
@@ -200,6 +197,7 @@ def project(vectors: torch.Tensor, labels: list[str], groups: list[str] | None =
 
 def nearest(m, vector: torch.Tensor, k: int = 10, exclude: list[int] = (), query: str = "", pieces=()) -> Neighbours:
     """The ``k`` rows of the embedding table with the highest cosine to ``vector``."""
+    k = whole_number(k, "k")
     table = embedding_table(m)
     cosines = torch.nn.functional.normalize(table, dim=-1) @ torch.nn.functional.normalize(vector.float(), dim=0)
     cosines[list(exclude)] = -2.0  # never return the query's own tokens
@@ -224,7 +222,9 @@ def analogy(m, positive: list[str], negative: list[str], k: int = 10) -> Neighbo
 
     The input words' own tokens are left out of the answer, as is usual for this test.
     """
-    words = list(positive) + list(negative)
+    positive, k = list_of_texts(positive, "positive"), whole_number(k, "k")
+    negative = list_of_texts(negative, "negative") if negative else []  # king − man + woman; or no negatives
+    words = positive + negative
     pieces, vectors = word_vectors(m, words)
     signs = torch.tensor([1.0] * len(positive) + [-1.0] * len(negative))
     target = (signs[:, None] * vectors).sum(0)

@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -35,91 +34,46 @@ from dataclasses import dataclass
 
 import torch
 
-from llminspect.analysis.hooks import hooked
+from llminspect.analysis.arguments import head_pairs
 from llminspect.analysis.inputs import Inputs
-from llminspect.analysis.lens import _answer_id
-from llminspect.analysis.next_token import NextTokens, _require_decoder, _top
-from llminspect.analysis.tokens import token_labels
-from llminspect.errors import FamilyError, InputError
-from llminspect.models.structure import block_lists
-
-OUTPUT_NAMES = ("o_proj", "out_proj", "c_proj", "dense", "o", "out_lin")
-CROSS_WORDS = ("encoder_attn", "crossattention", "cross_attn", "encdecattention")
+from llminspect.analysis.next_token import NextTokens, last_probabilities, top_tokens
+from llminspect.analysis.sites import check_head, check_layer, hooked, run, sites_of
+from llminspect.analysis.tokens import single_token, token_labels
+from llminspect.errors import InputError
 
 
-def _is_output_projection(name: str) -> bool:
-    """``self_attn.o_proj``, ``attention.output.dense``, ``layer.0.SelfAttention.o`` — never a cross-attention's."""
-    parts = name.lower().split(".")
-    if len(parts) < 2 or parts[-1] not in OUTPUT_NAMES or any(word in name.lower() for word in CROSS_WORDS):
-        return False
-    return any("attn" in part or "attention" in part for part in parts[:-1])
+def _heads_site(m, layer: int, stack: str | None = None) -> str:
+    """The site holding each head's output in ``layer`` of ``stack`` ("encoder"/"decoder"; None: the writer)."""
+    prefix = f"{sites_of(m).architecture.stack(stack).name}."
+    name = f"{prefix.lstrip('.')}layer.{layer}.attention.heads"
+    sites_of(m).match(name)  # refuses a model whose heads have no single output projection
+    return name
 
 
-def _stack(m, stack: str | None) -> tuple[int, list]:
-    """(index, blocks) of the stack named ``stack``: "encoder" or "decoder" in an encoder-decoder, else None."""
-    stacks = block_lists(m.model)
-    if stack is None:
-        return len(stacks) - 1, list(stacks[-1][1])
-    if m.family != "encoder-decoder" or stack not in ("encoder", "decoder"):
-        raise InputError(f"stack={stack!r}: only an encoder-decoder has stacks to choose ('encoder' or 'decoder').")
-    index = 0 if stack == "encoder" else len(stacks) - 1
-    return index, list(stacks[index][1])
-
-
-def _head_count(m, index: int) -> int:
-    config = m.config
-    if m.family == "encoder-decoder":
-        name = "encoder_attention_heads" if index == 0 else "decoder_attention_heads"
-        if hasattr(config, name):
-            return getattr(config, name)
-    return config.num_attention_heads
-
-
-def output_projections(m, stack: str | None = None) -> tuple[list[torch.nn.Module], int]:
-    """Each block's self-attention output projection, and the number of heads joined in its input."""
-    index, blocks = _stack(m, stack)
-    layers = getattr(m.config, "num_hidden_layers", len(blocks))
-    found = []
-    for block in blocks:
-        hits = [module for name, module in block.named_modules() if _is_output_projection(name)]
-        if len(hits) != 1:
-            raise FamilyError(
-                f"{type(block).__name__} has no single self-attention output projection (o_proj, out_proj, "
-                "attention.output.dense, ...) that llminspect can find, so its heads cannot be switched off."
-            )
-        found.append(hits[0])
-    if len({id(module) for module in found}) != len(found) or (m.family != "encoder-decoder" and len(found) != layers):
-        raise FamilyError(
-            f"{type(m.model).__name__} runs one shared block several times, so switching a head off in one "
-            "layer would switch it off in all of them; head ablation needs a model with one block per layer."
-        )
-    return found, _head_count(m, index)
-
-
-def _chosen(heads: Iterable[tuple[int, int]], layers: int, count: int) -> dict[int, list[int]]:
+def _chosen(m, heads: Iterable[tuple[int, int]], stack: str | None) -> dict[int, list[int]]:
     by_layer: dict[int, list[int]] = {}
-    for pair in heads:
-        layer, head = (int(x) for x in pair)
-        if not (0 <= layer < layers and 0 <= head < count):
-            raise InputError(f"Head ({layer}, {head}) does not exist: layers go 0–{layers - 1}, heads 0–{count - 1}.")
-        by_layer.setdefault(layer, []).append(head)
+    for layer, head in head_pairs(heads):
+        by_layer.setdefault(check_layer(m, layer, stack), []).append(check_head(m, head, stack))
     return by_layer
 
 
 def head_means(m, inputs: Inputs, stack: str | None = None) -> list[torch.Tensor]:
-    """Each layer's input to the output projection averaged over ``inputs``'s positions: [layers] x [width]."""
-    projections, _ = output_projections(m, stack)
-    means: list[torch.Tensor] = [torch.empty(0)] * len(projections)
+    """Each layer's heads averaged over ``inputs``'s positions: [layers] x [heads, head_dim]."""
+    layers = sites_of(m).architecture.stack(stack).layers
+    names = [_heads_site(m, layer, stack) for layer in range(layers)]
+    cache = run(m, inputs, keep=names)
+    return [cache[name][0].mean(0) for name in names]
 
-    def recorder(layer: int):
-        def record(module, args):
-            means[layer] = args[0][0].mean(0).detach()
 
-        return record
+def switch_off(chosen: list[int], means: torch.Tensor | None, rows: slice | int = slice(None)):
+    """An edit for a heads site: the ``chosen`` heads of the batch ``rows`` give zeros or their ``means``."""
 
-    with hooked([p.register_forward_pre_hook(recorder(i)) for i, p in enumerate(projections)]), torch.no_grad():
-        m.model(**inputs.tensors)
-    return means
+    def edit(heads: torch.Tensor) -> torch.Tensor:
+        for head in chosen:
+            heads[rows, :, head] = 0.0 if means is None else means[head].to(heads.dtype)
+        return heads
+
+    return edit
 
 
 @contextmanager
@@ -132,34 +86,10 @@ def heads_off(m, heads: Iterable[tuple[int, int]], means: list[torch.Tensor] | N
         >>> with heads_off(m, [(3, 1), (3, 2)]):
         ...     changed = m.next_tokens("The capital of France is", k=1)
     """
-    projections, count = output_projections(m, stack)
-    by_layer = _chosen(heads, len(projections), count)
-
-    def replacer(layer: int, chosen: list[int]):
-        def replace(module, args):
-            joined = args[0].clone()
-            width = joined.shape[-1] // count
-            for head in chosen:
-                part = slice(head * width, (head + 1) * width)
-                joined[..., part] = 0.0 if means is None else means[layer][part].to(joined.dtype)
-            return (joined, *args[1:])
-
-        return replace
-
-    with hooked([projections[layer].register_forward_pre_hook(replacer(layer, chosen))
-                  for layer, chosen in by_layer.items()]):  # fmt: skip
+    edits = {_heads_site(m, layer, stack): switch_off(chosen, None if means is None else means[layer])
+             for layer, chosen in _chosen(m, heads, stack).items()}  # fmt: skip
+    with hooked(m, edit=edits):
         yield
-
-
-def _last_logits(m, tensors: dict) -> torch.Tensor:
-    """The last position's logits for each row of the batch (the LM head runs on that position only)."""
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(m.model.forward).parameters else {}
-    with torch.no_grad():
-        return m.model(**tensors, **keep).logits[:, -1]
-
-
-def _probabilities(m, inputs: Inputs) -> torch.Tensor:
-    return _last_logits(m, inputs.tensors)[0].double().softmax(-1).cpu()
 
 
 @dataclass(frozen=True)
@@ -189,16 +119,17 @@ def means_for(m, inputs: Inputs | None, how: str) -> list[torch.Tensor] | None:
 
 def ablation(m, inputs: Inputs, answer: str, heads: Iterable[tuple[int, int]], how: str = "zero", k: int = 5):
     """p(``answer``) and the top ``k`` next tokens with all heads, then with ``heads`` switched off."""
-    _require_decoder(m, "Head ablation")
-    heads = [tuple(int(x) for x in pair) for pair in heads]
-    answer_id = _answer_id(m.tokenizer, answer)
+    m.require_decoder("Head ablation")
+    heads = head_pairs(heads)
+    answer_id = single_token(m.tokenizer, answer)
     means = means_for(m, inputs, how)
-    before = _probabilities(m, inputs)
-    with heads_off(m, heads, means):
-        after = _probabilities(m, inputs)
-    prompt = inputs.tokens.text
-    return Ablation(prompt, token_labels(m.tokenizer, [answer_id])[0], heads, how, float(before[answer_id]),
-                    float(after[answer_id]), _top(m, prompt, before, k), _top(m, prompt, after, k))  # fmt: skip
+    edits = {_heads_site(m, layer): switch_off(chosen, None if means is None else means[layer])
+             for layer, chosen in _chosen(m, heads, None).items()}  # fmt: skip
+    before = last_probabilities(m, inputs)[0]
+    after = last_probabilities(m, inputs, edits)[0]
+    prompt, label = inputs.tokens.text, token_labels(m.tokenizer, [answer_id])[0]
+    return Ablation(prompt, label, heads, how, float(before[answer_id]), float(after[answer_id]),
+                    top_tokens(m, prompt, before, k), top_tokens(m, prompt, after, k))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -218,35 +149,26 @@ class HeadEffects:
         return [(int(i) // heads, int(i) % heads, float(self.change.flatten()[i])) for i in order]
 
 
-def _batch(inputs: Inputs, rows: int) -> dict[str, torch.Tensor]:
-    """The prompt's tensors repeated ``rows`` times: one forward pass tries ``rows`` interventions."""
-    return {name: value.expand(rows, *value.shape[1:]) for name, value in inputs.tensors.items()}
-
-
-def _log_answer(m, tensors: dict, answer_id: int) -> torch.Tensor:
-    return _last_logits(m, tensors).double().log_softmax(-1)[:, answer_id].cpu()
-
-
 def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffects:
     """Switch every head off alone and record the change of log p(``answer``): one batched pass per layer."""
-    _require_decoder(m, "Head ablation")
-    projections, count = output_projections(m)
-    answer_id = _answer_id(m.tokenizer, answer)
+    m.require_decoder("Head ablation")
+    stack = sites_of(m).architecture.writer
+    names = [_heads_site(m, layer) for layer in range(stack.layers)]
+    answer_id = single_token(m.tokenizer, answer)
     means = means_for(m, inputs, how)
-    p_answer = float(_probabilities(m, inputs)[answer_id])
-    change = torch.zeros(len(projections), count, dtype=torch.float64)
-    for layer, projection in enumerate(projections):
+    p_answer = float(last_probabilities(m, inputs)[0, answer_id])
+    change = torch.zeros(stack.layers, stack.heads, dtype=torch.float64)
+    for layer, name in enumerate(names):
+        mean = None if means is None else means[layer]
+        edits = [switch_off([head], mean, rows=head) for head in range(stack.heads)]  # row h loses head h
 
-        def each_row_one_head(module, args, layer=layer):  # row h of the batch loses head h
-            joined = args[0].clone()
-            width = joined.shape[-1] // count
-            for head in range(count):
-                part = slice(head * width, (head + 1) * width)
-                joined[head, :, part] = 0.0 if means is None else means[layer][part].to(joined.dtype)
-            return (joined, *args[1:])
+        def each_row_one_head(heads: torch.Tensor, edits=edits) -> torch.Tensor:
+            for edit in edits:
+                heads = edit(heads)
+            return heads
 
-        with hooked([projection.register_forward_pre_hook(each_row_one_head)]):
-            change[layer] = _log_answer(m, _batch(inputs, count), answer_id) - math.log(p_answer)
+        probabilities = last_probabilities(m, inputs, {name: each_row_one_head}, rows=stack.heads)
+        change[layer] = probabilities[:, answer_id].log() - math.log(p_answer)
     return HeadEffects(inputs.tokens.text, token_labels(m.tokenizer, [answer_id])[0], how, p_answer, change)
 
 
@@ -271,43 +193,31 @@ class Patching:
         return [int(b) for b in (self.restored[:, position] >= share).nonzero().flatten()]
 
 
-def _block_output(output) -> torch.Tensor:
-    return output[0] if isinstance(output, tuple) else output
-
-
-def _block_outputs(m, inputs: Inputs, blocks) -> list[torch.Tensor]:
-    """What each block hands on (the stream after it, before any final norm): [layers] x [tokens, hidden]."""
-    outputs: list[torch.Tensor] = []
-    keep = [b.register_forward_hook(lambda module, args, out: outputs.append(_block_output(out)[0])) for b in blocks]
-    with hooked(keep), torch.no_grad():
-        m.model(**inputs.tensors)
-    return outputs
-
-
 def patching(m, clean: Inputs, corrupt: Inputs, answer: str) -> Patching:
-    """Activation patching of every (layer, position): one forward pass each, on the corrupted prompt."""
-    _require_decoder(m, "Activation patching")
+    """Activation patching of every (layer, position): one batched pass per layer, on the corrupted prompt."""
+    m.require_decoder("Activation patching")
     if len(clean.tokens.ids) != len(corrupt.tokens.ids):
         raise InputError(
             f"Activation patching puts the clean stream back position by position, so both prompts need the same "
             f"number of tokens: {len(clean.tokens.ids)} ({clean.tokens.text!r}) vs {len(corrupt.tokens.ids)} "
             f"({corrupt.tokens.text!r}). Change one word for another word of one token."
         )
-    answer_id = _answer_id(m.tokenizer, answer)
-    _, blocks = _stack(m, None)
-    states = _block_outputs(m, clean, blocks)
-    p_clean, p_corrupt = (float(_probabilities(m, x)[answer_id]) for x in (clean, corrupt))
+    answer_id = single_token(m.tokenizer, answer)
+    layers = sites_of(m).architecture.writer.layers
+    names = [f"layer.{layer}.output" for layer in range(layers)]
+    cache = run(m, clean, keep=[*names, "logits"], last_only=True)
+    p_clean = float(cache.logits[0, -1].double().softmax(-1)[answer_id])
+    p_corrupt = float(last_probabilities(m, corrupt)[0, answer_id])
     positions = len(corrupt.tokens.ids)
-    patched = torch.zeros(len(blocks), positions, dtype=torch.float64)
-    for layer, block in enumerate(blocks):
+    patched = torch.zeros(layers, positions, dtype=torch.float64)
+    for layer, name in enumerate(names):
+        clean_stream = cache[name][0]
 
-        def each_row_one_position(module, args, output, layer=layer):  # row p of the batch: position p put back
-            hidden = _block_output(output).clone()
-            for position in range(positions):
-                hidden[position, position] = states[layer][position]
-            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+        def each_row_one_position(hidden: torch.Tensor, clean_stream=clean_stream) -> torch.Tensor:
+            for position in range(positions):  # row p of the batch: position p put back
+                hidden[position, position] = clean_stream[position]
+            return hidden
 
-        with hooked([block.register_forward_hook(each_row_one_position)]):
-            patched[layer] = _log_answer(m, _batch(corrupt, positions), answer_id).exp()
+        patched[layer] = last_probabilities(m, corrupt, {name: each_row_one_position}, rows=positions)[:, answer_id]
     labels = token_labels(m.tokenizer, [answer_id])[0]
     return Patching(clean.tokens.labels, corrupt.tokens.labels, labels, p_clean, p_corrupt, patched)

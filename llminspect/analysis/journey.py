@@ -1,8 +1,8 @@
 """The whole journey of one prompt through a decoder, as data: every stage with its real shape and numbers.
 
 tokenize → embed → position → attention → MLP → residual + norm (× layers) → vocabulary
-distribution → choose → append → repeat. One forward pass (a trace, plus the walk's hooks for the
-inside of one block) fills every stage; each stage names the lesson that opens it up. ``next_step``
+distribution → choose → append → repeat. One forward pass (one run that also keeps the MLP output of
+the block shown) fills every stage; each stage names the lesson that opens it up. ``next_step``
 appends the chosen token and runs the loop again. For an encoder-decoder, ``translation_steps``
 follows the decoder's loop: the encoder runs once, then each written token looks back at the
 source through cross-attention.
@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from llminspect.analysis import walk as walking
 from llminspect.analysis.inputs import Inputs
-from llminspect.analysis.next_token import NextTokens, _require_decoder, _top
+from llminspect.analysis.next_token import NextTokens, top_tokens
+from llminspect.analysis.sites import check_head, check_layer, run, sites_of
 from llminspect.analysis.trace import capture
-from llminspect.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -62,35 +61,35 @@ def _position_words(config) -> str:
 
 def journey(m, inputs: Inputs, layer: int | None = None, head: int = 0, k: int = 5) -> Journey:
     """Follow ``inputs`` through ``m`` once: the stages of the loop, and the greedy next token."""
-    _require_decoder(m, "The whole journey")
-    trace = capture(m, inputs)
-    layer = trace.num_layers // 2 if layer is None else layer
-    heads = trace.attentions.shape[1]
-    if not (0 <= layer < trace.num_layers and 0 <= head < heads):
-        have = f"layers 0–{trace.num_layers - 1}, heads 0–{heads - 1}"
-        raise InputError(f"layer={layer}, head={head}: this model has {have}.")
-    inside = {s.kind: s.output for s in walking.walk(m, inputs, "hooks").find(layer=layer)}
-    tokens, last = trace.tokens.labels, len(trace.tokens.ids) - 1
-    hidden = trace.hidden_states
-    probabilities = trace.logits[-1].double().softmax(-1)
-    top = _top(m, inputs.tokens.text, probabilities, k)
-    row = trace.attentions[layer, head, last].float()
+    m.require_decoder("The whole journey")
+    stack = sites_of(m).architecture.writer
+    layer = stack.layers // 2 if layer is None else check_layer(m, layer)
+    head = check_head(m, head)
+    mlp = f"layer.{layer}.mlp.output"
+    cache = run(m, inputs, keep=[mlp], output_hidden_states=True, output_attentions=True)  # one pass a step
+    tokens, last = inputs.tokens.labels, len(inputs.tokens.ids) - 1
+    hidden = torch.stack([h[0] for h in cache.output.hidden_states]).float().cpu()
+    logits = cache.logits[0].float().cpu()
+    top = top_tokens(m, inputs.tokens.text, logits[-1].double().softmax(-1), k)
+    attention = cache.output.attentions[layer][0].float().cpu()  # [heads, tokens, tokens]
+    inside = cache[mlp].reshape(-1, len(tokens), hidden.shape[-1])[0].float().cpu()  # OPT's MLP sees [tokens, hidden]
+    row = attention[head, last]
     stream = hidden[:, last].norm(dim=-1)
     every = range(0, len(stream), max(1, len(stream) // 6))
     after = [("embeddings" if i == 0 else "final norm" if i == len(stream) - 1 else f"block {i - 1}") for i in every]
     stages = [
-        Stage("tokenize", "01", "text → token ids", (len(tokens),), [float(i) for i in trace.tokens.ids], tokens),
+        Stage("tokenize", "01", "text → token ids", (len(tokens),), [float(i) for i in inputs.tokens.ids], tokens),
         Stage("embed", "02", f"each id → its row of the embedding table (the last token, {tokens[-1]}: first numbers)",
               tuple(hidden[0].shape), hidden[0, last, :4].tolist()),
         Stage("position", "06", _position_words(m.config), tuple(hidden[0].shape), []),
         Stage("attention", "03", f"layer {layer}, head {head}: where the last token looks (weights sum to 1)",
-              tuple(trace.attentions.shape[-2:]), row.tolist(), tokens),
+              tuple(attention.shape[-2:]), row.tolist(), tokens),
         Stage("MLP", "06", f"layer {layer}: each token alone, widened and narrowed (the last token's first numbers)",
-              tuple(inside["mlp"].shape), inside["mlp"][last, :4].tolist()),
-        Stage("residual + norm, × layers", "06", f"{trace.num_layers} blocks each add to the stream: the length of the "
+              tuple(inside.shape), inside[last, :4].tolist()),
+        Stage("residual + norm, × layers", "06", f"{stack.layers} blocks each add to the stream: the length of the "
               "last token's vector after some of them", tuple(hidden.shape), stream[list(every)].tolist(), after),
         Stage("vocabulary", "05", "the last position's scores → softmax: a probability for every token",
-              tuple(trace.logits.shape), top.probabilities, top.tokens),
+              tuple(logits.shape), top.probabilities, top.tokens),
         Stage("choose", "05", "greedy: the likeliest token (sampling draws instead)", (1,), [top.probabilities[0]],
               top.tokens[:1]),
     ]  # fmt: skip
@@ -133,6 +132,5 @@ def translation_steps(m, inputs: Inputs) -> Translation:
         peak = int(cross[t].argmax())
         steps.append(TranslationStep(written[t], source[peak], float(cross[t, peak]), written[t + 1],
                                      float(probabilities[t, trace.tokens.ids[t + 1]])))  # fmt: skip
-    with torch.no_grad():
-        encoded = m.model.get_encoder()(**inputs.encoder_tensors).last_hidden_state
-    return Translation(source, tuple(encoded.shape[1:]), steps)
+    encoded = trace.encoder_hidden_states[-1]
+    return Translation(source, tuple(encoded.shape), steps)

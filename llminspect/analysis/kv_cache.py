@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.arguments import whole_number
 from llminspect.analysis.inputs import Inputs
-from llminspect.analysis.next_token import _require_decoder
 from llminspect.analysis.tokens import token_labels
 from llminspect.errors import InputError
 
@@ -62,7 +62,8 @@ def _cache_of(out):
 
 def kv_cache_run(m, inputs: Inputs, steps: int = 20) -> CacheRun:
     """Write ``steps`` greedy tokens twice — re-reading everything each step, then with the cache."""
-    _require_decoder(m, "The key/value cache")
+    m.require_decoder("The key/value cache")
+    steps = whole_number(steps, "steps", minimum=None)
     if not 1 <= steps <= 200:
         raise InputError(f"steps={steps}: write 1 to 200 tokens.")
     ids = list(inputs.tokens.ids)

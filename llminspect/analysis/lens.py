@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import torch
 
 from llminspect.analysis.inputs import Inputs
-from llminspect.analysis.tokens import Tokens, encode, token_labels
-from llminspect.errors import FamilyError, InputError
-from llminspect.models.structure import block_lists
+from llminspect.analysis.sites import run, sites_of
+from llminspect.analysis.tokens import Tokens, single_token, token_labels
+from llminspect.errors import FamilyError
 
 LOGIT_BUDGET_BYTES = 256 * 2**20  # float32 logits held at once; longer texts take several passes
 
@@ -60,18 +60,7 @@ class LogitLens:
         return None
 
 
-def _answer_id(tokenizer, answer: str) -> int:
-    ids = encode(tokenizer, answer, "answer", add_special_tokens=False)
-    if len(ids) != 1:
-        pieces = tokenizer.convert_ids_to_tokens(ids)
-        raise InputError(
-            f"The answer {answer!r} is {len(ids)} tokens here ({pieces}); the lens follows one token. "
-            f"Give a single token, e.g. {tokenizer.convert_tokens_to_string(pieces[:1])!r}."
-        )
-    return ids[0]
-
-
-def every_layer_logits(model, inputs: dict, rows: list[int] | None = None) -> torch.Tensor:
+def every_layer_logits(m, inputs: Inputs, rows: list[int] | None = None) -> torch.Tensor:
     """Logits read off the stream before block 0 (row 0) and after every block (row l + 1): [rows, tokens, vocab].
 
     ``rows`` picks some of them (all by default). The model's own code after its last block
@@ -80,45 +69,35 @@ def every_layer_logits(model, inputs: dict, rows: list[int] | None = None) -> to
     Example:
         >>> import llminspect as li
         >>> m = li.load("decoder")
-        >>> ids = {"input_ids": torch.tensor([m.tokenize("The capital of France is").ids])}
-        >>> every_layer_logits(m.model, ids, rows=[0, 30]).shape
+        >>> every_layer_logits(m, m.inputs("The capital of France is"), rows=[0, 30]).shape
         torch.Size([2, 5, 49152])
     """
-    blocks = block_lists(model)[-1][1]  # the stack that writes (an encoder-decoder's decoder)
+    stack = sites_of(m).architecture.writer  # the stack that writes (an encoder-decoder's decoder)
+    prefix = f"{stack.name}." if stack.name else ""
     streams: list[torch.Tensor] = []
 
-    def entering(module, args, kwargs) -> None:
-        streams.append(args[0] if args else kwargs["hidden_states"])
-
-    def leaving(module, args, output):
-        hidden = output[0] if isinstance(output, tuple) else output
+    def record(hidden: torch.Tensor) -> None:
         streams.append(hidden)
-        if module is not blocks[-1]:
-            return None
-        chosen = range(len(streams)) if rows is None else rows
-        batch = torch.cat([streams[row] for row in chosen])  # every chosen layer as one batch of rows
-        return (batch, *output[1:]) if isinstance(output, tuple) else batch
 
-    handles = [blocks[0].register_forward_pre_hook(entering, with_kwargs=True)]
-    handles += [block.register_forward_hook(leaving) for block in blocks]
+    def hand_on_every_layer(hidden: torch.Tensor) -> torch.Tensor:
+        streams.append(hidden)
+        chosen = range(len(streams)) if rows is None else rows
+        return torch.cat([streams[row] for row in chosen])  # every chosen layer as one batch of rows
+
+    edits = {f"{prefix}embeddings": record}
+    edits.update({f"{prefix}layer.{layer}.output": record for layer in range(stack.layers - 1)})
+    edits[f"{prefix}layer.{stack.layers - 1}.output"] = hand_on_every_layer
     try:
-        with torch.no_grad():
-            logits = model(**inputs, use_cache=False).logits
+        logits = run(m, inputs, edit=edits).logits
     except (RuntimeError, ValueError) as error:
         raise FamilyError(
-            f"{type(model).__name__} does not let its last block hand on several rows at once ({error}), which the "
-            "logit lens needs to read every layer through the model's own head."
+            f"{type(m.model).__name__} does not let its last block hand on several rows at once ({error}), which "
+            "the logit lens needs to read every layer through the model's own head."
         ) from error
-    finally:
-        for handle in handles:
-            handle.remove()
-    if len(streams) != len(blocks) + 1:  # e.g. ALBERT runs one shared block many times
-        raise FamilyError(f"{type(model).__name__} runs its blocks more than once (shared layers); the lens cannot "
-                          "tell its layers apart.")  # fmt: skip
-    expected = len(blocks) + 1 if rows is None else len(rows)
+    expected = stack.layers + 1 if rows is None else len(rows)
     if logits.shape[0] != expected:
         raise FamilyError(
-            f"{type(model).__name__} did not return one row of logits per layer: the lens cannot read it."
+            f"{type(m.model).__name__} did not return one row of logits per layer: the lens cannot read it."
         )
     return logits.float().cpu()
 
@@ -131,14 +110,14 @@ def logit_lens(m, inputs: Inputs, answer: str | None = None) -> LogitLens:
     """
     m.require_lm_head("The logit lens")
     tokens = inputs.tokens
-    layers = len(block_lists(m.model)[-1][1])
+    layers = sites_of(m).architecture.writer.layers
     vocabulary = m.model.get_output_embeddings().weight.shape[0]
     per_pass = max(1, LOGIT_BUDGET_BYTES // (4 * len(tokens) * vocabulary))
     chunks = [list(range(start, min(start + per_pass, layers + 1))) for start in range(0, layers + 1, per_pass)]
-    answer_id = _answer_id(m.tokenizer, answer) if answer else None
+    answer_id = single_token(m.tokenizer, answer) if answer else None
     rows = {"top_ids": [], "top_probs": [], "entropy": [], "answer_rank": [], "answer_prob": []}
     for chunk in reversed(chunks):  # the last row first: it names the default answer
-        logits = every_layer_logits(m.model, inputs.tensors, None if len(chunks) == 1 else chunk)
+        logits = every_layer_logits(m, inputs, None if len(chunks) == 1 else chunk)
         if answer_id is None:
             answer_id = int(logits[-1, -1].argmax())
         for row in reversed(range(logits.shape[0])):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import run
 from llminspect.analysis.tokens import bytes_of, special_token_ids
 from llminspect.errors import InputError
 
@@ -53,19 +54,15 @@ class HealedPrompt:
     mass: float  # total probability the shortened prompt gave to those tokens
 
 
-def _require_decoder(m, what: str) -> None:
-    m.require_family(what, "decoder")
-    m.require_lm_head(what)
-
-
-def _last_probabilities(m, ids: list[int]) -> torch.Tensor:
-    """Next-token probabilities after ``ids``, in float64 so entropies over ~50k tokens stay exact."""
-    with torch.no_grad():
-        logits = m.model(input_ids=torch.tensor([ids], device=m.device)).logits[0, -1]
+def last_probabilities(m, inputs: Inputs, edit=None, rows: int = 1) -> torch.Tensor:
+    """Next-token probabilities after ``inputs`` [rows, vocab], in float64 so entropies over ~50k tokens stay
+    exact; ``edit`` (site -> function, ``analysis.sites``) changes the model on the way, one batch row each."""
+    logits = run(m, inputs, edit=edit, rows=rows, last_only=True).logits[:, -1]
     return logits.double().softmax(-1).cpu()
 
 
-def _top(m, prompt: str, probs: torch.Tensor, k: int) -> NextTokens:
+def top_tokens(m, prompt: str, probs: torch.Tensor, k: int) -> NextTokens:
+    """The ``k`` likeliest tokens of one distribution ``probs`` [vocab] after ``prompt``."""
     values, indices = probs.topk(min(k, int((probs > 0).sum())))
     return NextTokens(
         prompt=prompt,
@@ -78,8 +75,8 @@ def _top(m, prompt: str, probs: torch.Tensor, k: int) -> NextTokens:
 
 def next_tokens(m, inputs: Inputs, k: int = 10) -> NextTokens:
     """The ``k`` likeliest next tokens after the text of ``inputs`` and their probabilities."""
-    _require_decoder(m, "next_tokens")
-    return _top(m, inputs.tokens.text, _last_probabilities(m, inputs.tokens.ids), k)
+    m.require_decoder("next_tokens")
+    return top_tokens(m, inputs.tokens.text, last_probabilities(m, inputs)[0], k)
 
 
 @functools.lru_cache(maxsize=4)
@@ -91,7 +88,7 @@ def _vocabulary_bytes(tokenizer) -> list[bytes]:
 
 def heal(m, inputs: Inputs, k: int = 10) -> HealedPrompt:
     """Compare the next tokens of a prompt with those after token healing."""
-    _require_decoder(m, "Token healing")
+    m.require_decoder("Token healing")
     tokens = inputs.tokens
     prompt = tokens.text
     real = [i for i, special in enumerate(tokens.special) if not special]
@@ -101,7 +98,7 @@ def heal(m, inputs: Inputs, k: int = 10) -> HealedPrompt:
     removed = tokens.token_bytes[last]
     vocabulary = _vocabulary_bytes(m.tokenizer)
     allowed = torch.tensor([raw.startswith(removed) for raw in vocabulary])
-    probs = _last_probabilities(m, tokens.ids[:last])[: len(vocabulary)]
+    probs = last_probabilities(m, inputs.with_tokens(m, tokens.ids[:last]))[0, : len(vocabulary)]
     kept = torch.where(allowed, probs, torch.zeros_like(probs))
     mass = float(kept.sum())
     healed = kept / mass
@@ -109,7 +106,7 @@ def heal(m, inputs: Inputs, k: int = 10) -> HealedPrompt:
         prompt=prompt,
         removed=removed.decode("utf-8", errors="replace"),
         before=next_tokens(m, inputs, k),
-        after=_top(m, prompt[: tokens.offsets[last][0]], healed, k),
+        after=top_tokens(m, prompt[: tokens.offsets[last][0]], healed, k),
         mass=mass,
     )
 
@@ -124,7 +121,7 @@ class Branch:
 
 def branches(m, inputs: Inputs, width: int = 3, depth: int = 3) -> list[Branch]:
     """Every path that picks one of the ``width`` likeliest tokens at each of ``depth`` steps."""
-    _require_decoder(m, "branches")
+    m.require_decoder("branches")
     if width * depth > 40 or width < 1 or depth < 1:
         raise InputError("Keep the tree small: width and depth at least 1, width x depth at most 40.")
     paths = [([], [], 1.0)]
@@ -132,7 +129,7 @@ def branches(m, inputs: Inputs, width: int = 3, depth: int = 3) -> list[Branch]:
     for _ in range(depth):
         grown = []
         for ids, names, p in paths:
-            probs = _last_probabilities(m, start + ids)
+            probs = last_probabilities(m, inputs.with_tokens(m, start + ids))[0]
             values, indices = probs.topk(width)
             for value, index in zip(values.tolist(), indices.tolist(), strict=True):
                 grown.append((ids + [index], names + [m.tokenizer.decode([index])], p * value))
@@ -154,12 +151,11 @@ def surprisal(m, inputs: Inputs) -> Surprisal:
 
     The first token has nothing before it, so it is not scored.
     """
-    _require_decoder(m, "surprisal")
+    m.require_decoder("surprisal")
     tokens = inputs.tokens
     if len(tokens) < 2:
         raise InputError("Perplexity needs at least two tokens: the first one has nothing before it.")
-    with torch.no_grad():
-        logits = m.model(**inputs.tensors).logits[0, :-1]
+    logits = run(m, inputs).logits[0, :-1]
     log_probs = logits.double().log_softmax(-1).cpu()
     nll = -log_probs[torch.arange(len(tokens) - 1), torch.tensor(tokens.ids[1:])]
     return Surprisal(tokens.labels[1:], (nll / math.log(2)).tolist(), float(nll.mean().exp()))

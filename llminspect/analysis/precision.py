@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.arguments import whole_number
 from llminspect.analysis.inputs import Inputs
-from llminspect.analysis.next_token import _require_decoder
 from llminspect.errors import InputError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -122,7 +122,9 @@ def _copy_at(model, precision: str):
 
 def precision_effects(m, texts: list[Inputs]) -> list[PrecisionEffect]:
     """Next-token distributions at every position of ``texts`` with the model at each precision (CPU)."""
-    _require_decoder(m, "Comparing precisions")
+    m.require_decoder("Comparing precisions")
+    if isinstance(texts, Inputs) or not texts:
+        raise InputError("Precision effects need a list of texts' inputs, e.g. [m.inputs('The cat sat.')].")
     if m.device.type != "cpu" or m.offloaded:
         raise InputError("Precision effects copy the whole model on the CPU; load it with device='cpu', no offload.")
     blocks = [p for n, p in m.model.named_parameters() if p.dim() == 2 and ".layers." in f".{n}"]
@@ -168,6 +170,7 @@ def activation_outliers(m, inputs: Inputs, layer: int) -> ActivationOutliers:
     """How one huge activation ruins an 8-bit grid for the other tokens of the same layer."""
     from llminspect.analysis.trace import capture
 
+    layer = whole_number(layer, "layer", minimum=None)
     trace = capture(m, inputs)
     if not 0 <= layer < trace.hidden_states.shape[0]:
         raise InputError(f"layer={layer}: the stream has rows 0–{trace.hidden_states.shape[0] - 1}.")

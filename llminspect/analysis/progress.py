@@ -19,6 +19,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from llminspect.analysis.sites import watching
 from llminspect.models.structure import block_lists
 
 
@@ -46,13 +47,13 @@ def layer_progress(model, show: bool = True, description: str = "layers"):
         bar = tqdm(total=len(blocks), desc=description, unit="layer")
 
     def before(name):
-        def hook(module, args):
+        def hook(module, args, kwargs):
             started[name] = time.perf_counter()
 
         return hook
 
     def after(name):
-        def hook(module, args, output):
+        def hook(module, args, kwargs, output):
             seconds = time.perf_counter() - started.pop(name, time.perf_counter())
             timing.names.append(name)
             timing.seconds.append(seconds)
@@ -62,14 +63,9 @@ def layer_progress(model, show: bool = True, description: str = "layers"):
 
         return hook
 
-    handles = []
-    for name, block in blocks:
-        handles.append(block.register_forward_pre_hook(before(name)))
-        handles.append(block.register_forward_hook(after(name)))
     try:
-        yield timing
+        with watching([(b, before(name)) for name, b in blocks], [(b, after(name)) for name, b in blocks]):
+            yield timing
     finally:
-        for handle in handles:
-            handle.remove()
         if bar is not None:
             bar.close()

@@ -12,9 +12,11 @@ Models differ in the details, and each is shown as it is:
 - how much of each head turns: GPT-NeoX, Phi and GPT-J turn only the first part of each head
   (``rotary_dims`` < ``head_dim``); the rest passes through unturned.
 
-Rather than re-deriving q and k for each architecture (fused projections, q/k norms, ...), the
-capture wraps the model's own ``apply_rotary_pos_emb`` while one layer runs and keeps exactly
-what went in and came out. The frequencies are read off the turn the model gave position 1.
+Rather than re-deriving q and k for each architecture (fused projections, q/k norms, ...), one
+run of two rows reads the queries and keys the scores use (the ``attention.q`` / ``attention.k``
+sites): row 0 as the text really is, row 1 entering the same layer with the same stream but
+every token at position 0, where RoPE turns nothing — so row 1 holds q and k before the turn
+and row 0 after it. The frequencies are read off the turn the model gave position 1.
 
 Example:
     >>> import llminspect as li
@@ -25,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from dataclasses import dataclass
 
@@ -33,8 +34,8 @@ import torch
 
 from llminspect.analysis.attention import kv_groups
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import check_head, check_layer, run, sites_of
 from llminspect.errors import FamilyError, InputError
-from llminspect.models.structure import block_lists
 
 
 @dataclass
@@ -98,60 +99,12 @@ def rotate(vectors: torch.Tensor, angles: torch.Tensor, layout: str = "half") ->
     return torch.cat([turned_x, turned_y], dim=-1)
 
 
-@contextlib.contextmanager
-def _recording_rotations(block, calls: list):
-    """Wrap the model's own ``apply_rotary_pos_emb`` while ``block`` runs; append (inputs, outputs) of each call."""
-    module = sys.modules[type(block).__module__]
-    original = getattr(module, "apply_rotary_pos_emb", None)
-    if original is None:
-        raise FamilyError("no rotary position embeddings found (no apply_rotary_pos_emb next to its blocks)")
-    running = []
-
-    def wrapper(*args, **kwargs):
-        result = original(*args, **kwargs)
-        if running:
-            calls.append((args, result))
-        return result
-
-    handles = [block.register_forward_pre_hook(lambda *_: running.append(True)),
-               block.register_forward_hook(lambda *_: running.clear())]  # fmt: skip
-    module.apply_rotary_pos_emb = wrapper
-    try:
-        yield
-    finally:
-        module.apply_rotary_pos_emb = original
-        for handle in handles:
-            handle.remove()
-
-
-def _as_heads_first(tensor: torch.Tensor, tokens: int, seq_first: bool) -> torch.Tensor:
-    """[heads, tokens, dims] from a [1, heads, tokens, dims] or (GPT-J) [1, tokens, heads, dims] tensor."""
-    value = tensor[0].detach().float().cpu()
-    value = value.transpose(0, 1) if seq_first else value
-    if value.shape[1] != tokens:
-        raise FamilyError("the rotary function was called on tensors of an unexpected shape")
-    return value
-
-
-def _captured(calls: list, tokens: int):
-    """(q before, q after, k before, k after), each [heads, tokens, dims], from the recorded calls."""
-    if len(calls) == 1 and isinstance(calls[0][1], tuple):  # apply(q, k, cos, sin) -> (q, k)
-        (q, k, *_), (q_after, k_after) = calls[0]
-        seq_first = False
-    elif len(calls) == 2 and isinstance(calls[0][1], torch.Tensor):  # GPT-J: apply(k, ...), then apply(q, ...)
-        (k, *_), k_after = calls[0]
-        (q, *_), q_after = calls[1]
-        seq_first = True
-    elif not calls:
-        raise FamilyError("this layer turns no queries or keys (positions come another way here, e.g. ALiBi)")
-    else:
-        raise FamilyError(f"its rotary function was called {len(calls)} times in one layer, in an unknown way")
-    return [_as_heads_first(t, tokens, seq_first) for t in (q, q_after, k, k_after)]
-
-
 def _turned_dims(before: torch.Tensor, after: torch.Tensor) -> int:
     """How many leading dimensions RoPE turned (the rest pass through equal, as in GPT-NeoX and Phi-3)."""
-    changed = (before - after).abs().amax(dim=(0, 1)) > 0
+    # rows computed apart may differ in the last bits of float32 where nothing turned (relative ~1e-7); the
+    # slowest pair of a 64-wide head still turns by ~1e-4 radians a position, a relative change far above that
+    relative = (before - after).abs() / (before.abs() + after.abs() + 1e-12)
+    changed = relative.amax(dim=(0, 1)) > 1e-5
     dims = before.shape[-1]
     while dims > 2 and not changed[dims - 1] and not changed[dims - 2]:
         dims -= 2
@@ -163,29 +116,31 @@ def rotary(m, inputs: Inputs, layer: int = 0, head: int = 0) -> Rotary:
 
     Refuses models without rotary positions (learned, sinusoidal, ALiBi, T5's buckets) clearly.
     """
-    blocks = _rotary_blocks(m)
-    if not 0 <= layer < len(blocks):
-        raise InputError(f"layer={layer}: {m.name} has layers 0 to {len(blocks) - 1}.")
+    _require_rotary(m)
+    layer, head = check_layer(m, layer), check_head(m, head)
     tokens = inputs.tokens
     if len(tokens) < 2:
         raise InputError("RoPE turns each token by its position: give a text of at least two tokens.")
-    calls: list = []
-    try:
-        with _recording_rotations(blocks[layer], calls), torch.no_grad():
-            m.model(**inputs.tensors, use_cache=False)
-        q, q_after, k, k_after = _captured(calls, len(tokens))
-    except FamilyError as error:
-        raise FamilyError(f"{m.name} cannot be shown with rotary(): {error}.") from error
-    if not 0 <= head < q.shape[0]:
-        raise InputError(f"head={head}: layer {layer} of {m.name} has heads 0 to {q.shape[0] - 1}.")
-    kv_head = kv_groups(q.shape[0], k.shape[0])[head]
+    positions = torch.arange(len(tokens), device=m.device)
+    names = [f"layer.{layer}.attention.q", f"layer.{layer}.attention.k"]
+
+    def same_stream(hidden: torch.Tensor) -> torch.Tensor:
+        hidden[1] = hidden[0]  # row 1 enters the block exactly as row 0 does ...
+        return hidden
+
+    cache = run(m, inputs, keep=names, edit={f"layer.{layer}.input": same_stream}, rows=2,
+                position_ids=torch.stack([positions, torch.zeros_like(positions)]))  # ... but every token at position 0
+    (q_after, q), (k_after, k) = ([t.float().cpu() for t in cache[name]] for name in names)
     width = _turned_dims(q, q_after)
-    layout = "interleaved" if hasattr(sys.modules[type(blocks[layer]).__module__], "rotate_every_two") else "half"
+    if width == 2 and torch.equal(q, q_after):
+        raise FamilyError(f"{m.name} turns no queries or keys in layer {layer}: its positions come another way here.")
+    block = sites_of(m).architecture.writer.blocks[layer]
+    layout = "interleaved" if hasattr(sys.modules[type(block).__module__], "rotate_every_two") else "half"
+    kv_head = kv_groups(q.shape[0], k.shape[0])[head]  # keys repeated per query head, or shared (Falcon broadcasts)
     picked = [q[head, :, :width], q_after[head, :, :width], k[kv_head, :, :width], k_after[kv_head, :, :width]]
     frequencies = _frequencies(picked[0], picked[1], layout)
-    positions = torch.arange(len(tokens), dtype=torch.float32)[:, None]
-    return Rotary(tokens.labels, layer, head, frequencies, positions * frequencies, *picked, layout=layout,
-                  head_dim=q.shape[-1])  # fmt: skip
+    angles = positions.cpu().float()[:, None] * frequencies
+    return Rotary(tokens.labels, layer, head, frequencies, angles, *picked, layout=layout, head_dim=q.shape[-1])
 
 
 def _frequencies(before: torch.Tensor, after: torch.Tensor, layout: str) -> torch.Tensor:
@@ -198,16 +153,13 @@ def _frequencies(before: torch.Tensor, after: torch.Tensor, layout: str) -> torc
     return torch.atan2(x * y2 - y * x2, x * x2 + y * y2)
 
 
-def _rotary_blocks(m):
-    stacks = block_lists(m.model)
-    module = sys.modules[type(stacks[-1][1][0]).__module__]
-    if m.family == "encoder-decoder" or not hasattr(module, "apply_rotary_pos_emb"):
+def _require_rotary(m) -> None:
+    if m.family == "encoder-decoder" or sites_of(m).architecture.positions != "rotary":
         raise FamilyError(
             f"{m.name} has no rotary position embeddings: its positions are added to the token vectors or to "
             "the attention scores (see the 'positions' steps of m.walk(text)). RoPE is in Llama-like decoders such "
             "as li.load('decoder')."
         )
-    return stacks[-1][1]
 
 
 def rotary_angles(a, positions: int = 64) -> torch.Tensor:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.arguments import whole_number
 from llminspect.analysis.inputs import Inputs
-from llminspect.analysis.next_token import _require_decoder
 from llminspect.analysis.tokens import token_labels
 from llminspect.errors import InputError
 
@@ -49,7 +49,8 @@ def _token_log_probs(m, prompt_ids: list[int], new_ids: list[int]) -> list[float
 
 def greedy_and_beam(m, inputs: Inputs, steps: int = 8, beams: int = 4) -> tuple[Continuation, Continuation]:
     """The continuations of greedy decoding and of beam search (``beams`` beams), ``steps`` tokens each."""
-    _require_decoder(m, "Greedy vs beam search")
+    m.require_decoder("Greedy vs beam search")
+    steps, beams = whole_number(steps, "steps", minimum=None), whole_number(beams, "beams", minimum=None)
     if not (1 <= steps <= 64 and 2 <= beams <= 16):
         raise InputError(f"steps={steps}, beams={beams}: take 1–64 steps and 2–16 beams.")
     prompt = inputs.tokens.ids

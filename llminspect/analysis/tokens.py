@@ -121,6 +121,25 @@ def encode(tokenizer, text: str, role: str = "text", **options) -> list[int]:
     return list(tokenizer(check_text(text, role), **options).input_ids)
 
 
+def single_token(tokenizer, text: str, role: str = "answer") -> int:
+    """The id of ``text`` when it is exactly one token (an answer to follow), or a clear InputError.
+
+    Example:
+        >>> from transformers import AutoTokenizer
+        >>> from llminspect.models.registry import ASSETS
+        >>> single_token(AutoTokenizer.from_pretrained(ASSETS / "toy_seq2seq"), "bird")
+        6
+    """
+    ids = encode(tokenizer, text, role, add_special_tokens=False)
+    if len(ids) != 1:
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        raise InputError(
+            f"The {role} {text!r} is {len(ids)} tokens here ({pieces}); it must be one token. "
+            f"Give a single token, e.g. {tokenizer.convert_tokens_to_string(pieces[:1])!r}."
+        )
+    return ids[0]
+
+
 def tokenize(tokenizer, text: str, add_special_tokens: bool = True) -> Tokens:
     """Tokenize ``text`` with a fast (Rust) transformers tokenizer and keep everything a view needs."""
     check_text(text)

@@ -19,13 +19,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from llminspect.analysis.by_hand import walk_by_hand
-from llminspect.analysis.hooks import hooked
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import run, watching
 from llminspect.analysis.steps import Step, Walk, batchless, model_output
 from llminspect.errors import InputError
 from llminspect.models.structure import block_lists, has_state, head_prefix, kind_of
@@ -38,15 +36,8 @@ def walk(m, inputs: Inputs, how: str = "hooks") -> Walk:
     if how == "by hand":
         steps, logits = walk_by_hand(m.model, inputs.tensors)
     else:
-        outputs = {}
-
-        def run():
-            with torch.no_grad():
-                outputs["out"] = m.model(**inputs.tensors, use_cache=False)
-            return outputs["out"]
-
-        steps = walk_with_hooks(m.model, run)
-        logits = batchless(getattr(outputs["out"], "logits", None))
+        steps, output = walk_with_hooks(m, inputs)
+        logits = batchless(getattr(output, "logits", None))
     return Walk(m.family, how, inputs.tokens, steps, logits, inputs.source)
 
 
@@ -55,26 +46,26 @@ def _shapes(args: tuple, kwargs: dict) -> list[tuple[int, ...]]:
     return [tuple(v.shape) for v in values if isinstance(v, torch.Tensor)]
 
 
-def walk_with_hooks(model, run: Callable[[], object]) -> list[Step]:
-    """Record every block, every block's direct parts and every other leaf module while ``run()`` runs.
+def walk_with_hooks(m, inputs: Inputs) -> tuple[list[Step], object]:
+    """Record every block, every block's direct parts and every other leaf module in one forward pass.
 
     Parameter-free modules (dropout, activations) are skipped; a rotary embedding (buffers only)
     is kept. Outside the blocks, a module made of parts (BERT's pooler: dense, then tanh) is
     recorded too when its output is not simply its last part's. A module used under two names
     (BART's shared embedding) is named after the stack that calls it. The walk ends on what
-    ``run()`` returns (the model's output): when the forward pass does more after its last
-    module (Gemma 2's final soft-capping), that is one more step.
+    model returns: when the forward pass does more after its last module (Gemma 2's final
+    soft-capping), that is one more step. Returns the steps and the model's output.
     """
-    recorder = _HookedWalk(model)
-    with hooked(recorder.attach()):
-        output = run()
+    recorder = _HookedWalk(m.model)
+    with watching(*recorder.hooks()):
+        output = run(m, inputs).output
     steps = recorder.steps
-    final = model_output(output) if output is not None else None
+    final = model_output(output)
     if final is not None and steps and not _same(steps[-1].output, final):
-        capping = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+        capping = getattr(m.config.get_text_config(), "final_logit_softcapping", None)
         label = "final logit soft-capping" if capping else "model output"
         steps.append(Step(label, "head", "", final, [steps[-1].output_shape]))
-    return steps
+    return steps, output
 
 
 class _HookedWalk:
@@ -116,22 +107,21 @@ class _HookedWalk:
                 self.composites.add(id(module))
         return [module for module in model.modules() if id(module) in chosen]  # each once, whatever its names
 
-    def attach(self) -> list:
-        """Register every hook; return the handles."""
-        handles = []
+    def hooks(self) -> tuple[list, list]:
+        """The (module, function) pairs to call before and after modules run (``sites.watching``)."""
+        before, after = [], []
         for parent in self.parents:
             module = self.model.get_submodule(parent)
-            handles.append(module.register_forward_pre_hook(lambda m, a, p=parent: self.active.append(p) and None))
-            handles.append(module.register_forward_hook(lambda m, a, out: self.active.pop() and None))
+            before.append((module, lambda m, a, k, p=parent: self.active.append(p) and None))
+            after.append((module, lambda m, a, k, out: self.active.pop() and None))
         for path, blocks in self.stacks:
-            handles.extend(block.register_forward_pre_hook(self._counter(path)) for block in dict.fromkeys(blocks))
-            handles.append(blocks[0].register_forward_pre_hook(self._stream_start, with_kwargs=True))
-        modules = self.recorded_modules()
-        handles.extend(module.register_forward_hook(self._record, with_kwargs=True) for module in modules)
-        return handles
+            before.extend((block, self._counter(path)) for block in dict.fromkeys(blocks))
+            before.append((blocks[0], self._stream_start))
+        after.extend((module, self._record) for module in self.recorded_modules())
+        return before, after
 
     def _counter(self, path: str):
-        def count(module, args) -> None:
+        def count(module, args, kwargs) -> None:
             self.entered[path] += 1
 
         return count

@@ -32,7 +32,9 @@ import ipywidgets as widgets
 import torch
 import traitlets
 
+from llminspect.analysis.arguments import choice, index, whole_number
 from llminspect.analysis.attention import head_statistics
+from llminspect.analysis.trace import Trace
 from llminspect.errors import InputError
 from llminspect.labs.display import show_figure
 from llminspect.views.attention import attention_parts
@@ -56,7 +58,7 @@ def from_half_bytes(data: bytes, shape, deflated: bool = True) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw), dtype=torch.float16).float().reshape(shape)
 
 
-@takes("analysis.trace:Trace", "m.trace(text)")
+@takes(Trace, "m.trace(text)")
 def attention(trace, part: str | None = None, layer: int = 0, head: int | str = 0) -> AttentionExplorer:
     """Explore a trace's attention: summaries of every head, one head's map, one token's row."""
     return AttentionExplorer(trace, part, layer, head)
@@ -95,9 +97,7 @@ class AttentionExplorer(anywidget.AnyWidget):
         self._parts = attention_parts(trace)
         self._statistics: dict[str, dict] = {}
         self._kv = trace.num_key_value_heads
-        part = part or next(iter(self._parts))
-        if part not in self._parts:
-            raise InputError(f"part={part!r}: this trace has {', '.join(self._parts)}.")
+        part = next(iter(self._parts)) if part is None else choice(part, "part", self._parts)
         with self.hold_trait_notifications():
             self.parts = list(self._parts)
             self._choose_part(part)
@@ -107,7 +107,8 @@ class AttentionExplorer(anywidget.AnyWidget):
 
     @staticmethod
     def _checked(value: int, count: int, what: str) -> int:
-        if not isinstance(value, int) or not 0 <= value < count:
+        value = index(value, what, ("mean",) if what == "head" else ())
+        if not 0 <= value < count:
             extra = " (or 'mean')" if what == "head" else ""
             raise InputError(f"{what}={value!r}: choose 0 to {count - 1}{extra}.")
         return value
@@ -235,6 +236,7 @@ def head_statistics_lists(maps) -> dict[str, list[list[float]]]:
 
 def masks(n: int = 16, window: int = 4) -> widgets.VBox:
     """The causal, padding and sliding-window masks, with a slider for the window size."""
+    n, window = whole_number(n, "n"), whole_number(window, "window")
     slider = widgets.IntSlider(value=window, min=1, max=n, description="window w")
     out = widgets.Output()
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
+from llminspect.analysis.arguments import whole_number
 from llminspect.analysis.importance import METHODS
+from llminspect.inspector import Inspector
 from llminspect.labs.display import debounced, show_figure
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView
 from llminspect.views.importance import importance as importance_view
 
 
-@takes("inspector:Inspector", "li.load('decoder')")
+@takes(Inspector, "li.load('decoder')")
 def importance(m, prompt: str = "The capital of France is", k: int = 8) -> widgets.VBox:
     """Type a prompt, pick a target among the top-k next tokens, pick a method, and explain (a decoder)."""
     m.require_family("The importance lab", "decoder")
+    k = whole_number(k, "k")
     text = widgets.Text(value=prompt, description="prompt", layout=widgets.Layout(width="60%"))
     target = widgets.Dropdown(description="target")
     method = widgets.Dropdown(options=list(METHODS), value="integrated_gradients", description="method")

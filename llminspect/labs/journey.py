@@ -14,11 +14,13 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from llminspect.analysis import journey as trips
+from llminspect.analysis.arguments import index
 from llminspect.views.journey import journey as draw
 
 
 def journey(m, prompt: str = "The capital of France is", layer: int | None = None, head: int = 0) -> widgets.VBox:
     """The journey of ``prompt`` through ``m``; *next step* appends the greedy token, *back* undoes it."""
+    layer, head = None if layer is None else index(layer, "layer"), index(head, "head")
     box, page = widgets.VBox(), widgets.HTML()
     history = [m.inputs(prompt)]
 

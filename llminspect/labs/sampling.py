@@ -20,6 +20,7 @@ import ipywidgets as widgets
 import traitlets
 
 from llminspect.analysis.sampling import Knobs
+from llminspect.inspector import Inspector
 from llminspect.views.checks import takes
 from llminspect.views.sampling import running_text, stages_table
 from llminspect.views.tokens import STYLE
@@ -126,7 +127,7 @@ class _SamplingLab:
         return widgets.VBox([controls, row, self.text, self.chart])
 
 
-@takes("inspector:Inspector", "li.load(...)")
+@takes(Inspector, "li.load(...)")
 def sampling(m, prompt: str = "The best thing about AI is its ability to", source=None, **start) -> widgets.VBox:
     """The sampling lab: sliders for every knob, a seed, and buttons to sample, take the greedy
     token or pick any token, with the distributions redrawn on cached logits.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 
+from llminspect.analysis.steps import Walk
 from llminspect.labs.display import show_figure
 from llminspect.views.checks import takes
 from llminspect.views.colours import background
@@ -18,7 +19,7 @@ from llminspect.views.html import escape
 from llminspect.views.layers import shape_text, step_figure
 
 
-@takes("analysis.steps:Walk", "m.walk(text)")
+@takes(Walk, "m.walk(text)")
 def walk(walk, dims: int = 64) -> widgets.VBox:
     """Step through a walk: a slider over the steps, the step's module and shapes, and its output."""
     tokens = walk.tokens.labels if walk.tokens is not None else None

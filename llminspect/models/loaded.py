@@ -93,6 +93,11 @@ class LoadedModel:
             "head (e.g. BertForMaskedLM)."
         )
 
+    def require_decoder(self, what: str) -> None:
+        """Refuse ``what`` (something that reads a decoder's next-token scores) on any other model, saying why."""
+        self.require_family(what, "decoder")
+        self.require_lm_head(what)
+
     def require_family(self, what: str, *families: str) -> None:
         """Refuse ``what`` unless the model is of one of ``families``, naming the ones it works for."""
         if self.family not in families:

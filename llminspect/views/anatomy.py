@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llminspect.analysis.anatomy import BYTES_PER_PARAMETER, PART_OF_KIND, PARTS, kv_cache_bytes, weight_bytes
+from llminspect.analysis.arguments import index, whole_number
 from llminspect.analysis.attention import kv_groups
 from llminspect.views.colours import KIND_COLOURS
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
@@ -86,6 +87,7 @@ def parameters(anatomies) -> go.Figure:
 
 def memory(anatomies, gpu_gib: float = 24, context: int = 4096) -> go.Figure:
     """Weights at each precision plus the KV cache for ``context`` tokens, against one GPU's memory (log scale)."""
+    context = whole_number(context, "context")
     names = [plotly_text(a.name) for a in anatomies]
     fig = go.Figure()
     for dtype in BYTES_PER_PARAMETER:
@@ -218,6 +220,7 @@ def plan(a, memory_plan) -> HTMLView:
 
 def routing(routes, layer: int = 0) -> go.Figure:
     """One layer's router: tokens (rows) x experts (columns), the mixing weight of the chosen experts."""
+    layer = index(layer, "layer")
     mixing = routes.mixing()[layer]
     text = [[f"{w:.2f}" if w > 0 else "" for w in row] for row in mixing.tolist()]
     fig = go.Figure(

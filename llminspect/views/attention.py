@@ -20,8 +20,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llminspect.analysis.arguments import choice, index, whole_number
 from llminspect.analysis.attention import head_mean, kv_groups
 from llminspect.analysis.masks import causal_mask, padding_mask, sliding_window_mask
+from llminspect.analysis.trace import Trace
 from llminspect.errors import InputError
 from llminspect.views.bertviz_offline import bertviz_html
 from llminspect.views.checks import takes
@@ -150,6 +152,10 @@ def kv_sharing(num_heads: int, num_key_value_heads: int | None) -> go.Figure:
 
 def masks(n: int = 10, window: int = 3, lengths: tuple[int, int] = (10, 6)) -> go.Figure:
     """The causal mask, a padded sequence's mask, and a sliding-window mask, side by side (dark = may attend)."""
+    n, window = whole_number(n, "n"), whole_number(window, "window")
+    if not isinstance(lengths, (tuple, list)) or len(lengths) != 2:
+        raise InputError(f"lengths={lengths!r}: pass two text lengths, e.g. lengths=(10, 6).")
+    lengths = (whole_number(lengths[0], "lengths[0]"), whole_number(lengths[1], "lengths[1]"))
     padded = causal_mask(max(lengths)) & padding_mask(list(lengths))[1][None, :]
     titles = (
         "causal: key j ≤ query i",
@@ -176,7 +182,7 @@ def masks(n: int = 10, window: int = 3, lengths: tuple[int, int] = (10, 6)) -> g
     return fig
 
 
-@takes("analysis.trace:Trace", "m.trace(audio)")
+@takes(Trace, "m.trace(audio)")
 def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, alignment=None) -> go.Figure:
     """Cross-attention of each written token over time, with the waveform beneath (Whisper).
 
@@ -235,7 +241,7 @@ def audio_cross_attention(trace, heads: list[tuple[int, int]] | None = None, ali
     return fig
 
 
-@takes("analysis.trace:Trace", "m.trace(text)")
+@takes(Trace, "m.trace(text)")
 def attention(trace, part: str | None = None, layer: int = 0, head: int | str = 0) -> go.Figure:
     """One head's attention map of a trace (``head="mean"``: the labelled mean of the layer's heads).
 
@@ -243,9 +249,8 @@ def attention(trace, part: str | None = None, layer: int = 0, head: int | str = 
     "cross-attention". For switching heads and tokens live, use ``li.labs.attention(trace)``.
     """
     parts = attention_parts(trace)
-    part = part or next(iter(parts))
-    if part not in parts:
-        raise InputError(f"part={part!r}: this trace has {', '.join(parts)}.")
+    part = next(iter(parts)) if part is None else choice(part, "part", parts)
+    layer, head = index(layer, "layer"), index(head, "head", ("mean",))
     maps, rows, cols = parts[part]
     if not 0 <= layer < maps.shape[0]:
         raise InputError(f"layer={layer}: the {part} has layers 0 to {maps.shape[0] - 1}.")
@@ -257,7 +262,7 @@ def attention(trace, part: str | None = None, layer: int = 0, head: int | str = 
     return head_matrix(maps[layer, head].numpy(), rows, cols, f"{part}, layer {layer}, head {head}")
 
 
-@takes("analysis.trace:Trace", "m.trace(text)")
+@takes(Trace, "m.trace(text)")
 def bertviz(trace, view: str = "head", **options) -> HTMLView:
     """bertviz's "head" or "model" view of a trace, working offline (its scripts ship with llminspect)."""
     if view not in ("head", "model"):

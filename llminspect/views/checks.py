@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Mapping
 
 from llminspect.errors import WrongDataError
@@ -24,13 +23,8 @@ def _a(word: str) -> str:
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
-def _resolve(where: str) -> type:
-    module, name = where.split(":")
-    return getattr(importlib.import_module(f"llminspect.{module}"), name)
-
-
-def takes(where: str, made_by: str, container: str | None = None) -> Callable:
-    """Check a view's first argument: a ``where`` ("module:Class") object, or a ``container`` of them.
+def takes(kind: type, made_by: str, container: str | None = None) -> Callable:
+    """Check a view's first argument: a ``kind`` object, or a ``container`` of them.
 
     ``container`` is None (one object), "list" or "mapping" (name -> object).
     """
@@ -38,7 +32,6 @@ def takes(where: str, made_by: str, container: str | None = None) -> Callable:
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def checked(data, *args, **kwargs):
-            kind = _resolve(where)
             if container == "list":
                 fits = isinstance(data, (list, tuple)) and len(data) > 0 and all(isinstance(d, kind) for d in data)
                 wanted = f"a non-empty list of {kind.__name__}s"

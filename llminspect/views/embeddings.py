@@ -18,6 +18,7 @@ import itertools
 import numpy as np
 import plotly.graph_objects as go
 
+from llminspect.analysis.embeddings import Neighbours, Projection, Ranking, WordVectors
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 from llminspect.views.tokens import STYLE
@@ -25,7 +26,7 @@ from llminspect.views.tokens import STYLE
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
 
 
-@takes("analysis.embeddings:WordVectors", "m.word_in_contexts(word, sentences)")
+@takes(WordVectors, "m.word_in_contexts(word, sentences)")
 def layer_similarity(word_vectors) -> go.Figure:
     """Cosine between a word's vectors in each pair of contexts, layer by layer (a WordVectors).
 
@@ -91,7 +92,7 @@ def similarity(
     return fig
 
 
-@takes("analysis.embeddings:Projection", "llminspect.analysis.embeddings.project(vectors, labels)")
+@takes(Projection, "llminspect.analysis.embeddings.project(vectors, labels)")
 def projection(projected) -> go.Figure:
     """A 2-D or 3-D scatter of PCA coordinates (a Projection), labelled and coloured by group."""
     coords = projected.coordinates
@@ -121,7 +122,7 @@ def projection(projected) -> go.Figure:
     return fig
 
 
-@takes("analysis.embeddings:Neighbours", "m.nearest_tokens(word) or m.analogy(...)")
+@takes(Neighbours, "m.nearest_tokens(word) or m.analogy(...)")
 def neighbours(result) -> HTMLView:
     """A ranked table of nearest tokens with cosine bars (a Neighbours), saying which tokens were pooled."""
     rows = "".join(
@@ -138,7 +139,7 @@ def neighbours(result) -> HTMLView:
     )
 
 
-@takes("analysis.embeddings:Ranking", "llminspect.analysis.embeddings.paraphrase_ranking(m, ...)", "list")
+@takes(Ranking, "llminspect.analysis.embeddings.paraphrase_ranking(m, ...)", "list")
 def rankings(results) -> go.Figure:
     """Bars comparing poolings by how often the paraphrase ranks first, and by mean reciprocal rank."""
     names = [r.pooling for r in results]

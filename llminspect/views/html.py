@@ -11,9 +11,10 @@ Example:
 from __future__ import annotations
 
 import html
+import os
 from pathlib import Path
 
-from llminspect.errors import LLMInspectError
+from llminspect.errors import InputError, LLMInspectError
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"  # what JupyterLab's plotly extension draws, offline
 
@@ -41,10 +42,37 @@ class HTMLView:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write the view as one HTML file and return its path."""
-        path = Path(path)
+        """Write the view as one HTML file (its folder created if missing) and return its path."""
+        path = html_path(path)
         path.write_text(self.to_html(), encoding="utf-8")
         return path
+
+
+def html_path(path: str | Path) -> Path:
+    """Where to write an HTML file: ``path`` checked, its missing parent folders created.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> html_path(folder / "new" / "view.html").parent.is_dir()
+        True
+        >>> html_path(folder)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        llminspect.errors.InputError: path=...: that is a folder; pass a file name inside it, e.g. '.../view.html'.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise InputError(f"path={path!r}: pass a file name such as 'view.html'.")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        inside = str(path / "view.html")
+        raise InputError(f"path={str(path)!r}: that is a folder; pass a file name inside it, e.g. {inside!r}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"path={str(path)!r}: cannot create its folder {str(path.parent)!r} ({error.strerror}); "
+                         "pass a path in a folder you can write to.") from error  # fmt: skip
+    return path
 
 
 def save(view, path: str | Path) -> Path:
@@ -53,19 +81,19 @@ def save(view, path: str | Path) -> Path:
     Works for llminspect's HTML views and plotly figures (plotly.js is written into the file).
     Live widgets need a running kernel, so they cannot be saved; save the static view they show.
     """
-    path = Path(path)
+    if not isinstance(view, HTMLView) and not hasattr(view, "to_html") and not hasattr(view, "write_html"):
+        raise LLMInspectError(
+            f"A {type(view).__name__} cannot be saved as a self-contained HTML file: live widgets need a "
+            "running kernel. Save the static view instead (e.g. views.tokens(...) or a plotly figure)."
+        )
+    path = html_path(path)
     if isinstance(view, HTMLView):
         return view.save(path)
     if hasattr(view, "to_html"):  # a lab that can run in a page with no kernel (the attention explorer)
         path.write_text(view.to_html(), encoding="utf-8")
         return path
-    if hasattr(view, "write_html"):  # a plotly figure
-        view.write_html(path, include_plotlyjs=True, full_html=True)
-        return path
-    raise LLMInspectError(
-        f"A {type(view).__name__} cannot be saved as a self-contained HTML file: live widgets need a "
-        "running kernel. Save the static view instead (e.g. views.tokens(...) or a plotly figure)."
-    )
+    view.write_html(path, include_plotlyjs=True, full_html=True)  # a plotly figure
+    return path
 
 
 def plotly_text(text: object) -> str:

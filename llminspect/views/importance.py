@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llminspect.analysis.importance import Attribution
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
@@ -148,7 +149,7 @@ def audio(attribution) -> go.Figure:
     return fig
 
 
-@takes("analysis.importance:Attribution", "m.importance(text, target)")
+@takes(Attribution, "m.importance(text, target)")
 def importance(attribution):
     """The natural view of an Attribution: coloured text for one target, a matrix for several,
     windows over the waveform for audio."""
@@ -165,7 +166,7 @@ def _name(a, attributions: list) -> str:
     return f"{method} · {a.baseline}" if [b.method for b in attributions].count(a.method) > 1 else method
 
 
-@takes("analysis.importance:Attribution", "[m.importance(text, target, method=...), ...]", "list")
+@takes(Attribution, "[m.importance(text, target, method=...), ...]", "list")
 def compare_methods(attributions: list, row: int = 0) -> go.Figure:
     """One bar chart per method (or per baseline of one method) for the same target, stacked, so disagreements show."""
     fig = make_subplots(

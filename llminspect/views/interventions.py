@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from llminspect.analysis.interventions import Ablation, HeadEffects, Patching
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 from llminspect.views.tokens import STYLE, next_tokens_html
@@ -19,7 +20,7 @@ from llminspect.views.tokens import STYLE, next_tokens_html
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 60, "b": 60}}
 
 
-@takes("analysis.interventions:Ablation", "m.ablate(prompt, answer, heads)")
+@takes(Ablation, "m.ablate(prompt, answer, heads)")
 def ablation(result) -> HTMLView:
     """The top next tokens with every head, beside those with the chosen heads switched off."""
     heads = ", ".join(f"{layer}.{head}" for layer, head in result.heads)
@@ -33,7 +34,7 @@ def ablation(result) -> HTMLView:
     return HTMLView(body, "head ablation")
 
 
-@takes("analysis.interventions:HeadEffects", "m.head_effects(prompt, answer)")
+@takes(HeadEffects, "m.head_effects(prompt, answer)")
 def head_effects(effects) -> go.Figure:
     """Layers x heads: how much log p(answer) changes when that head alone is switched off (red = it helped)."""
     change = effects.change.tolist()
@@ -61,7 +62,7 @@ def head_effects(effects) -> go.Figure:
     return fig
 
 
-@takes("analysis.interventions:Patching", "m.patch(clean, corrupt, answer)")
+@takes(Patching, "m.patch(clean, corrupt, answer)")
 def patching(result) -> go.Figure:
     """Layers x positions: p(answer) of the corrupted prompt with the clean stream put back there."""
     columns = [f"{c} → {d}" if c != d else c for c, d in zip(result.corrupt, result.clean, strict=True)]

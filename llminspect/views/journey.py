@@ -11,6 +11,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llminspect.analysis.journey import Journey, Translation
+from llminspect.analysis.kv_cache import CacheRun
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape
 
@@ -42,7 +44,7 @@ def stage_box(stage) -> str:
     )
 
 
-@takes("analysis.journey:Journey", "m.journey(prompt)")
+@takes(Journey, "m.journey(prompt)")
 def journey(trip) -> HTMLView:
     """Every stage of one pass, in order, and the token the loop appends."""
     boxes = "<span class='arrow'>→</span>".join(stage_box(stage) for stage in trip.stages)
@@ -53,7 +55,7 @@ def journey(trip) -> HTMLView:
     return HTMLView(f"{STYLE}<div class='li-trip'>{boxes}{loop}</div>", "the whole journey")
 
 
-@takes("analysis.kv_cache:CacheRun", "m.kv_cache(prompt, steps)")
+@takes(CacheRun, "m.kv_cache(prompt, steps)")
 def kv_cache(run) -> go.Figure:
     """Left: the cache's size after each step; right: the time to write all tokens, with and without it."""
     titles = ("keys + values kept, all layers (KiB)", "time to write the tokens (s)")
@@ -71,7 +73,7 @@ def kv_cache(run) -> go.Figure:
     return fig
 
 
-@takes("analysis.journey:Translation", "m.translation_steps(source)")
+@takes(Translation, "m.translation_steps(source)")
 def translation(result) -> HTMLView:
     """An encoder-decoder's loop: each step reads a token, looks at the source, writes the next token."""
     rows = "".join(

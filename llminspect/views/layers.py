@@ -15,6 +15,13 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llminspect.analysis.arguments import whole_number
+from llminspect.analysis.by_hand.opened import OpenedBlock
+from llminspect.analysis.lens import LogitLens
+from llminspect.analysis.outline import ModuleNode
+from llminspect.analysis.residual import ResidualStream
+from llminspect.analysis.rope import Rotary
+from llminspect.analysis.steps import Walk
 from llminspect.views.checks import takes
 from llminspect.views.colours import background
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
@@ -40,12 +47,13 @@ def shape_text(shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-@takes("analysis.outline:ModuleNode", "m.outline(walk)")
+@takes(ModuleNode, "m.outline(walk)")
 def outline(tree, open_levels: int = 2) -> HTMLView:
     """A ``walk.module_tree`` as a clickable outline: class, parameters, settings and output shapes.
 
     Repeated blocks show once in full; the others collapse to one line each.
     """
+    open_levels = whole_number(open_levels, "open_levels", minimum=0)
 
     def node(item, depth: int) -> str:
         shape = f" <span class='s'>→ {shape_text(item.output_shape)}</span>" if item.output_shape else ""
@@ -65,7 +73,7 @@ def outline(tree, open_levels: int = 2) -> HTMLView:
     return HTMLView(f"{_STYLE}<div class='li-outline'>{node(tree, 0)}</div>", "model outline")
 
 
-@takes("analysis.steps:Walk", "m.walk(text)")
+@takes(Walk, "m.walk(text)")
 def steps_table(walk) -> HTMLView:
     """Every step of a walk: what ran, on which shapes, and the mean size (L2 norm per token) of its output."""
     rows = []
@@ -83,6 +91,7 @@ def steps_table(walk) -> HTMLView:
 
 def step_figure(step, tokens: list[str] | None, dims: int = 64) -> go.Figure:
     """One step's output as a heatmap: positions down, the first ``dims`` features across."""
+    dims = whole_number(dims, "dims")
     values = step.output
     if values.dim() == 1:
         values = values[None]
@@ -109,7 +118,7 @@ def step_figure(step, tokens: list[str] | None, dims: int = 64) -> go.Figure:
     return fig
 
 
-@takes("analysis.residual:ResidualStream", "llminspect.analysis.residual.residual_stream(walk)")
+@takes(ResidualStream, "llminspect.analysis.residual.residual_stream(walk)")
 def residual_stream(stream) -> go.Figure:
     """Left: the stream's size at each point, one line per token. Right: what each sub-layer adds (mean over tokens)."""
     fig = make_subplots(
@@ -148,7 +157,7 @@ def residual_stream(stream) -> go.Figure:
     return fig
 
 
-@takes("analysis.lens:LogitLens", "m.lens(text)")
+@takes(LogitLens, "m.lens(text)")
 def logit_lens(lens, color: str = "probability") -> go.Figure:
     """Layers (rows) x positions (columns): the top next-token guess, coloured by its probability or the entropy."""
     if color not in ("probability", "entropy"):
@@ -180,7 +189,7 @@ def logit_lens(lens, color: str = "probability") -> go.Figure:
     return fig
 
 
-@takes("analysis.lens:LogitLens", "m.lens(text, answer=...)")
+@takes(LogitLens, "m.lens(text, answer=...)")
 def answer_rank(lens, position: int = -1) -> go.Figure:
     """The answer token's rank (1 = top guess) and probability at each layer, at one position."""
     ranks = lens.answer_rank[:, position].tolist()
@@ -199,7 +208,7 @@ def answer_rank(lens, position: int = -1) -> go.Figure:
     return fig
 
 
-@takes("analysis.rope:Rotary", "m.rotary(text)")
+@takes(Rotary, "m.rotary(text)")
 def rotary(rope, pairs: tuple[int, ...] | None = None) -> go.Figure:
     """Left: the angle each pair of q/k dimensions is turned by, per position. Right: pairs of the query, turned.
 
@@ -254,7 +263,7 @@ def rotary(rope, pairs: tuple[int, ...] | None = None) -> go.Figure:
     return fig
 
 
-@takes("analysis.by_hand.opened:OpenedBlock", "m.open_block(text, layer, head)")
+@takes(OpenedBlock, "m.open_block(text, layer, head)")
 def opened_block(block, numbers: int = 4) -> HTMLView:
     """Each step of an opened block: formula, shape, the last token's first numbers, and the gap to the model."""
     rows = []

@@ -13,13 +13,14 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llminspect.analysis.precision import ActivationOutliers, MatrixPrecisions, PrecisionEffect
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 70, "b": 60}}
 
 
-@takes("analysis.precision:MatrixPrecisions", "matrix_precisions(weight)")
+@takes(MatrixPrecisions, "matrix_precisions(weight)")
 def matrix(result) -> go.Figure:
     """Left: bytes at each precision; right: how far the stored values land from float32 (a sample)."""
     rows = result.rows + ([result.shipped] if result.shipped else [])
@@ -38,7 +39,7 @@ def matrix(result) -> go.Figure:
     return fig
 
 
-@takes("analysis.precision:PrecisionEffect", "m.precisions(texts)", "list")
+@takes(PrecisionEffect, "m.precisions(texts)", "list")
 def effects(found) -> HTMLView:
     """Per precision: the blocks' weight bytes, the KL from float32's next-token guesses, top-token agreement."""
     rows = "".join(
@@ -54,7 +55,7 @@ def effects(found) -> HTMLView:
     )
 
 
-@takes("analysis.precision:ActivationOutliers", "m.activation_outliers(text, layer)")
+@takes(ActivationOutliers, "m.activation_outliers(text, layer)")
 def outliers(result) -> go.Figure:
     """Each token's error after an 8-bit round trip: one scale for all tokens vs a scale set without the outlier."""
     labels = result.tokens

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from llminspect.analysis.next_token import Branch, Surprisal
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape, plotly_text
 
@@ -69,7 +70,7 @@ def stages_table(stages) -> str:
     )
 
 
-@takes("analysis.next_token:Branch", "m.branches(prompt)", "list")
+@takes(Branch, "m.branches(prompt)", "list")
 def tree(branches) -> go.Figure:
     """The continuation tree as a sunburst: each ring is one more token, sized by path probability."""
     ids, labels, parents, values = [], [], [], []
@@ -100,7 +101,7 @@ def tree(branches) -> go.Figure:
     return fig
 
 
-@takes("analysis.next_token:Surprisal", "m.surprisal(text)")
+@takes(Surprisal, "m.surprisal(text)")
 def surprisal(result) -> HTMLView:
     """Tokens coloured by surprisal (darker = more surprising), with the perplexity."""
     top = max(result.bits, default=1.0) or 1.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from llminspect.analysis.next_token import HealedPrompt
 from llminspect.analysis.tokens import SPACE_SIGN, Tokens
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape
@@ -64,7 +65,7 @@ def chips_html(tokens: Tokens, show_ids: bool = True) -> str:
     return f"<div class='li-chips'>{chips}</div>"
 
 
-@takes("analysis.tokens:Tokens", "m.tokenize(text)")
+@takes(Tokens, "m.tokenize(text)")
 def tokens(tokens: Tokens, show_ids: bool = True) -> HTMLView:
     """Each token as a coloured chip: its text (spaces shown as ␣, partial UTF-8 as hex bytes), its id
     below, and on hover the vocabulary entry, the characters it covers and its bytes."""
@@ -74,7 +75,7 @@ def tokens(tokens: Tokens, show_ids: bool = True) -> HTMLView:
     return HTMLView(STYLE + count + chips_html(tokens, show_ids), "tokens")
 
 
-@takes("analysis.tokens:Tokens", "{'name': m.tokenize(text), ...}", "mapping")
+@takes(Tokens, "{'name': m.tokenize(text), ...}", "mapping")
 def compare(tokenizations: Mapping[str, Tokens], show_ids: bool = False) -> HTMLView:
     """The same text through several tokenizers, one row each, with token counts."""
     rows = "".join(
@@ -85,7 +86,7 @@ def compare(tokenizations: Mapping[str, Tokens], show_ids: bool = False) -> HTML
     return HTMLView(f"{STYLE}<table>{rows}</table>", "tokenizers compared")
 
 
-@takes("analysis.tokens:Tokens", "m.tokenize(text)")
+@takes(Tokens, "m.tokenize(text)")
 def token_table(tokens: Tokens) -> HTMLView:
     """A table with one row per token: position, id, vocabulary entry, characters covered, special or not."""
     rows = []
@@ -117,7 +118,7 @@ def next_tokens_html(title: str, candidates) -> str:
     )
 
 
-@takes("analysis.next_token:HealedPrompt", "m.heal(prompt)")
+@takes(HealedPrompt, "m.heal(prompt)")
 def healing(healed) -> HTMLView:
     """Next tokens as the prompt was written, beside those after token healing (a HealedPrompt)."""
     before = next_tokens_html(f"after {healed.prompt!r}", healed.before)

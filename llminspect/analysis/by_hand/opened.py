@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from llminspect.analysis.hooks import hooked
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import check_head, check_layer, run, sites_of, watching
 from llminspect.errors import FamilyError, InputError
-from llminspect.models.structure import block_lists
 
 PARTS = ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
 LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
@@ -89,14 +88,14 @@ def _captured(m, layer: int, block, inputs: Inputs) -> dict[str, torch.Tensor]:
     seen: dict[str, torch.Tensor] = {}
 
     def keep(name):
-        def hook(module, args, output):
+        def hook(module, args, kwargs, output):
             seen[name] = (output[0] if isinstance(output, tuple) else output)[0].detach()
 
         return hook
 
     modules = {"block": block, **{name: block.get_submodule(name) for name in PARTS}}
-    with hooked([module.register_forward_hook(keep(name)) for name, module in modules.items()]), torch.no_grad():
-        out = m.model(**inputs.tensors, output_attentions=True, output_hidden_states=True)
+    with watching(after=[(module, keep(name)) for name, module in modules.items()]):
+        out = run(m, inputs, output_attentions=True, output_hidden_states=True).output
     seen["block input"], seen["attention map"] = out.hidden_states[layer][0], out.attentions[layer][0]
     return seen
 
@@ -173,14 +172,11 @@ def _mlp(step: _Steps, block, x: torch.Tensor, seen: dict, eps: float) -> None:
 def open_block(m, inputs: Inputs, layer: int, head: int) -> OpenedBlock:
     """Block ``layer`` of a Llama-style decoder written out, following query head ``head`` through attention."""
     m.require_family("Opening a block", "decoder")
-    layers = block_lists(m.model)[-1][1]
-    if not 0 <= layer < len(layers):
-        raise InputError(f"layer={layer}: this model has layers 0–{len(layers) - 1}.")
-    block, config = layers[layer], m.config
+    layer, head = check_layer(m, layer), check_head(m, head)
+    stack, config = sites_of(m).architecture.writer, m.config
+    block = stack.blocks[layer]
     _check_block(m, block, len(inputs.tokens.ids))
-    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
-    if not 0 <= head < heads:
-        raise InputError(f"head={head}: this model has query heads 0–{heads - 1}.")
+    heads, kv_heads = stack.heads, stack.kv_heads
     seen = _captured(m, layer, block, inputs)
     step = _Steps()
     with torch.no_grad():
