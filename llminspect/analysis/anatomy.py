@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from llminspect.errors import LLMInspectError, UnknownModelError
+from llminspect.models.architecture import position_kind
 from llminspect.models.registry import ASSETS
 from llminspect.models.structure import block_lists, detect_family, kind_of
 
@@ -139,42 +140,6 @@ def _build_on_meta(config, key: str):
             f"transformers cannot build {key!r} from its config: {error!r}. Fix that field in {key}.json "
             "(names and sizes must be ones the architecture accepts)."
         ) from error
-
-
-def position_kind(model, config) -> str:
-    """How a model knows where each token sits: rotary, ALiBi, relative buckets, sinusoidal or learned.
-
-    Read from the model's structure (the functions next to its blocks, its position modules) and
-    config, so GPT-J (rotary without an ``inv_freq`` buffer), BLOOM (ALiBi) and Marian (a fixed
-    sinusoidal table) are named right.
-
-    Example:
-        >>> a, b = anatomy("gpt2"), anatomy("llama-2-7b")
-        >>> a.positions, b.positions
-        ('learned', 'rotary')
-    """
-    import sys
-
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    if config.model_type == "whisper":
-        return "sinusoidal (encoder) + learned (decoder)"
-    code = sys.modules[type(block_lists(model)[-1][1][0]).__module__]
-    rotary = hasattr(code, "apply_rotary_pos_emb")
-    if getattr(text, "alibi", False) or (hasattr(code, "build_alibi_tensor") and not rotary):
-        return "ALiBi (a distance penalty on the scores)"
-    if rotary:
-        return "rotary"
-    if getattr(text, "relative_attention_num_buckets", None):
-        return "relative (T5 buckets)"
-    if getattr(text, "relative_attention", False):
-        learned = " + learned" if getattr(text, "position_biased_input", False) else ""
-        return "relative (DeBERTa)" + learned
-    names = [type(module).__name__ for module in model.modules()]
-    if any("Sinusoidal" in name for name in names):
-        return "sinusoidal"
-    embeddings = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)]
-    tables = [n for n in embeddings if "position" in n or "wpe" in n]
-    return "learned" if tables else "none"
 
 
 def _rope_theta(config) -> float | None:

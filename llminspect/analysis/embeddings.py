@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import torch
 
-from llminspect.analysis.arguments import choice, index, list_of_texts, whole_number
+from llminspect.analysis.arguments import choice, list_of_texts, whole_number
 from llminspect.analysis.inputs import text_tokens
+from llminspect.analysis.sites import check_stream, run, sites_of
 from llminspect.analysis.tokens import Tokens, encode, word_positions
 from llminspect.errors import EmptyInputError, FamilyError, InputError
 from llminspect.models.registry import ASSETS
@@ -116,23 +117,25 @@ def static_vector(m, word: str) -> tuple[list[str], torch.Tensor]:
     return m.tokenizer.convert_ids_to_tokens(ids), embedding_table(m)[ids].mean(0)
 
 
-def _text_stack(m) -> str:
+def _require_text(m) -> None:
     if m.modality != "text":
         raise FamilyError(
             f"{m.name}'s encoder hears audio, so it has no contextual vectors for text. "
             "Use li.load('encoder'), 'decoder' or 'toy-seq2seq' (static vectors of Whisper's tokens still work)."
         )
-    return "encoder" if m.family == "encoder-decoder" else "model"
 
 
 def hidden_states(m, text: str) -> tuple[Tokens, torch.Tensor]:
-    """The tokens of ``text`` and the hidden states [layers + 1, tokens, hidden] of the stack that reads it."""
-    stack = _text_stack(m)
+    """The tokens of ``text`` and the hidden states [layers + 1, tokens, hidden] of the stack that reads it
+    (an encoder-decoder's encoder: its decoder reads only its start token)."""
+    _require_text(m)
     tokens = text_tokens(m, text)
-    module = m.model.get_encoder() if stack == "encoder" else m.model
-    with torch.no_grad():
-        outputs = module(input_ids=torch.tensor([tokens.ids], device=m.device), output_hidden_states=True)
-    return tokens, torch.stack([h[0] for h in outputs.hidden_states]).float().cpu()
+    tensors = {"input_ids": torch.tensor([tokens.ids], device=m.device)}
+    if m.family == "encoder-decoder":
+        tensors["decoder_input_ids"] = torch.tensor([[m.config.decoder_start_token_id]], device=m.device)
+    outputs = run(m, tensors, output_hidden_states=True).output
+    states = outputs.encoder_hidden_states if m.family == "encoder-decoder" else outputs.hidden_states
+    return tokens, torch.stack([h[0] for h in states]).float().cpu()
 
 
 def word_in_contexts(m, word: str, contexts: list[str]) -> WordVectors:
@@ -162,7 +165,8 @@ def sentence_vectors(m, sentences: list[str], pooling: str = "mean", layer: int 
     used); ``cls`` takes the first token (BERT's [CLS]); ``last`` the final token (what a decoder
     has seen everything by).
     """
-    pooling, layer = choice(pooling, "pooling", POOLINGS), index(layer, "layer")
+    pooling = choice(pooling, "pooling", POOLINGS)
+    layer = check_stream(m, layer, stack=sites_of(m).architecture.stacks[0].name or None)
     if pooling == "cls" and m.family == "decoder":
         raise FamilyError(
             "A decoder's first token sees only itself, so 'cls' pooling means nothing: use 'mean' or 'last'."

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import run
 from llminspect.errors import FamilyError
 
 
@@ -78,8 +79,7 @@ def route(m, inputs: Inputs) -> Routing:
             "Build one with llminspect.analysis.experts.tiny_mixtral(tokenizer)."
         )
     tokens = inputs.tokens
-    with torch.no_grad():
-        outputs = m.model(**inputs.tensors, output_router_logits=True, use_cache=False)
+    outputs = run(m, inputs, output_router_logits=True).output
     logits = torch.stack([layer.reshape(len(tokens), -1) for layer in outputs.router_logits]).float().cpu()
     top = logits.softmax(dim=-1).topk(per_token, dim=-1)
     weights = top.values / top.values.sum(dim=-1, keepdim=True)

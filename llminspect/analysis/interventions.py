@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -76,9 +75,9 @@ def switch_off(chosen: list[int], means: torch.Tensor | None, rows: slice | int 
     return edit
 
 
-@contextmanager
 def heads_off(m, heads: Iterable[tuple[int, int]], means: list[torch.Tensor] | None = None, stack: str | None = None):
-    """Inside this block, the chosen (layer, head) pairs give zeros (or their ``means``) instead of their output.
+    """A ``with`` block inside which the chosen (layer, head) pairs give zeros (or their ``means``) instead of
+    their output. The heads are checked at once, before the block starts.
 
     Example:
         >>> import llminspect as li
@@ -86,10 +85,13 @@ def heads_off(m, heads: Iterable[tuple[int, int]], means: list[torch.Tensor] | N
         >>> with heads_off(m, [(3, 1), (3, 2)]):
         ...     changed = m.next_tokens("The capital of France is", k=1)
     """
-    edits = {_heads_site(m, layer, stack): switch_off(chosen, None if means is None else means[layer])
-             for layer, chosen in _chosen(m, heads, stack).items()}  # fmt: skip
-    with hooked(m, edit=edits):
-        yield
+    return hooked(m, edit=_switching_off(m, heads, means, stack))
+
+
+def _switching_off(m, heads, means: list[torch.Tensor] | None, stack: str | None = None) -> dict:
+    """The edits (heads site -> function) that switch ``heads`` off."""
+    return {_heads_site(m, layer, stack): switch_off(chosen, None if means is None else means[layer])
+            for layer, chosen in _chosen(m, heads, stack).items()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,7 @@ def ablation(m, inputs: Inputs, answer: str, heads: Iterable[tuple[int, int]], h
     heads = head_pairs(heads)
     answer_id = single_token(m.tokenizer, answer)
     means = means_for(m, inputs, how)
-    edits = {_heads_site(m, layer): switch_off(chosen, None if means is None else means[layer])
-             for layer, chosen in _chosen(m, heads, None).items()}  # fmt: skip
+    edits = _switching_off(m, heads, means)
     before = last_probabilities(m, inputs)[0]
     after = last_probabilities(m, inputs, edits)[0]
     prompt, label = inputs.tokens.text, token_labels(m.tokenizer, [answer_id])[0]

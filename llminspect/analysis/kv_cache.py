@@ -25,6 +25,7 @@ import torch
 
 from llminspect.analysis.arguments import whole_number
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import run
 from llminspect.analysis.tokens import token_labels
 from llminspect.errors import InputError
 
@@ -71,14 +72,14 @@ def kv_cache_run(m, inputs: Inputs, steps: int = 20) -> CacheRun:
     start = time.perf_counter()
     with torch.no_grad():
         for _ in range(steps):
-            logits = m.model(input_ids=torch.tensor([without], device=m.device), use_cache=False).logits[0, -1]
+            logits = run(m, {"input_ids": torch.tensor([without], device=m.device)}).logits[0, -1]
             uncached_logits.append(logits)
             without.append(int(logits.argmax()))
     seconds_without = time.perf_counter() - start
     name, written, shapes, sizes = _cache_argument(m.model), list(ids), [], []
     start = time.perf_counter()
     with torch.no_grad():
-        out = m.model(input_ids=torch.tensor([written], device=m.device), use_cache=True)
+        out = run(m, {"input_ids": torch.tensor([written], device=m.device)}, use_cache=True).output
         for step in range(steps):
             logits = out.logits[0, -1]
             gaps.append(float((logits - uncached_logits[step]).abs().max()))
@@ -87,8 +88,8 @@ def kv_cache_run(m, inputs: Inputs, steps: int = 20) -> CacheRun:
             shapes.append(tuple(cache.layers[0].keys.shape))
             sizes.append(sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers))
             if step < steps - 1:
-                out = m.model(input_ids=torch.tensor([[written[-1]]], device=m.device), use_cache=True,
-                              **{name: cache})  # fmt: skip
+                step_ids = {"input_ids": torch.tensor([[written[-1]]], device=m.device)}
+                out = run(m, step_ids, use_cache=True, **{name: cache}).output
     seconds_with = time.perf_counter() - start
     new = len(ids)
     return CacheRun(inputs.tokens.text, token_labels(m.tokenizer, written[new:]),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import run
 from llminspect.analysis.tokens import token_labels
 from llminspect.errors import InputError
 
@@ -172,9 +173,7 @@ class NextTokenLab:
         return self.inputs.tokens.ids
 
     def _refresh(self) -> None:
-        with torch.no_grad():
-            logits = self.m.model(**self.inputs.tensors).logits
-        self.logits = logits[0, -1].float().cpu()
+        self.logits = run(self.m, self.inputs, last_only=True).logits[0, -1].float().cpu()
 
     @property
     def text(self) -> str:

@@ -21,6 +21,7 @@ import torch
 
 from llminspect.analysis.arguments import whole_number
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import run
 from llminspect.analysis.tokens import token_labels
 from llminspect.errors import InputError
 
@@ -41,8 +42,7 @@ class Continuation:
 
 
 def _token_log_probs(m, prompt_ids: list[int], new_ids: list[int]) -> list[float]:
-    with torch.no_grad():
-        logits = m.model(input_ids=torch.tensor([prompt_ids + new_ids], device=m.device)).logits[0]
+    logits = run(m, {"input_ids": torch.tensor([prompt_ids + new_ids], device=m.device)}).logits[0]
     log_probs = logits[len(prompt_ids) - 1 : -1].double().log_softmax(-1).cpu()
     return [float(log_probs[i, token]) for i, token in enumerate(new_ids)]
 

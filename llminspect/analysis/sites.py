@@ -210,6 +210,18 @@ def check_layer(m, layer, stack: str | None = None, what: str = "layer") -> int:
     return layer
 
 
+def check_stream(m, layer, stack: str | None = None, what: str = "layer") -> int:
+    """An index into a stack's hidden states (0: the embeddings, l + 1: after block l; negatives count from
+    the end, -1: the last), or a clear InputError naming the range."""
+    chosen = sites_of(m).architecture.stack(stack)
+    layer = whole_number(layer, what, minimum=None)
+    if not -(chosen.layers + 1) <= layer <= chosen.layers:
+        where = f"{chosen.name} hidden states" if chosen.name else "hidden states"
+        raise InputError(f"{what}={layer}: {m.name} has {where} 0 to {chosen.layers} (0: the embeddings, -1: the "
+                         "last).")  # fmt: skip
+    return layer
+
+
 def check_head(m, head, stack: str | None = None, what: str = "head") -> int:
     """``head`` as an index into a stack's query heads, or a clear InputError naming the range."""
     chosen = sites_of(m).architecture.stack(stack)

@@ -28,6 +28,7 @@ import torch
 from llminspect.analysis.audio import Audio
 from llminspect.analysis.inputs import Inputs
 from llminspect.analysis.maps import AttentionMaps, compact
+from llminspect.analysis.sites import run
 from llminspect.analysis.tokens import Tokens
 from llminspect.errors import FamilyError, LLMInspectError
 
@@ -101,8 +102,7 @@ def capture(m, inputs: Inputs) -> Trace:
         >>> capture(m, prepare(m, "happy bird eats mouse")).cross_attentions.shape
         torch.Size([2, 4, 6, 5])
     """
-    with torch.no_grad():
-        outputs = m.model(**inputs.tensors, output_hidden_states=True, output_attentions=True, use_cache=False)
+    outputs = run(m, inputs, output_hidden_states=True, output_attentions=True).output
     if m.family != "encoder-decoder":
         return Trace(
             family=m.family,

@@ -114,6 +114,12 @@ def position_kind(model, config) -> str:
     Read from the model's structure (the functions next to its blocks, its position modules) and
     config, so GPT-J (rotary without an ``inv_freq`` buffer), BLOOM (ALiBi) and Marian (a fixed
     sinusoidal table) are named right.
+
+    Example:
+        >>> import llminspect as li
+        >>> m = li.load("decoder")
+        >>> position_kind(m.model, m.config)
+        'rotary'
     """
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     if config.model_type == "whisper":
