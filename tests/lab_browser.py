@@ -158,25 +158,39 @@ DOM_REPORT = """() => {
 }"""
 
 
+# The notebook as JupyterLab holds it (every output the kernel sent), as the text it would save to the file.
+NOTEBOOK_JSON = "() => JSON.stringify(window.jupyterapp.shell.currentWidget.context.model.toJSON())"
+
+
 def run_notebook(page, lab: Lab, notebook: str, timeout_s: float = 600) -> float:
-    """Open ``notebook``, run every cell, wait until the kernel is idle with every cell run; return seconds."""
+    """Open ``notebook``, run every cell, wait until the kernel is idle and nothing is queued; return seconds.
+
+    A cell that raises stops JupyterLab's run-all: the cells after it stay unrun (``[ ]``) and this returns
+    at once; ``unrun_cells`` tells. ``NOTEBOOK_JSON`` then gives the executed notebook.
+    """
     page.goto(lab.url(notebook))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_function("() => { const p = window.jupyterapp.shell.currentWidget; return p && p.sessionContext"
                            " && p.sessionContext.session && p.sessionContext.session.kernel"
                            " && p.sessionContext.session.kernel.status === 'idle'; }", timeout=120_000)  # fmt: skip
-    start = time.monotonic()
+    start, settled = time.monotonic(), 0
     page.evaluate(RUN_ALL)
     while True:
         state = page.evaluate(STATE)
-        done = state["prompts"] and all(p.startswith("[") and p[1:-2].strip().isdigit() for p in state["prompts"])
-        if done and state["kernel"] == "idle":
+        queued = any(p.startswith("[*]") for p in state["prompts"])
+        settled = settled + 1 if state["prompts"] and not queued and state["kernel"] == "idle" else 0
+        if settled >= 2 or (settled and not unrun_cells(state["prompts"])):  # all run, or stopped at an error
             break
         if time.monotonic() - start > timeout_s:
             raise TimeoutError(f"{notebook} still running after {timeout_s:.0f} s: {state}")
         time.sleep(0.5)
     page.wait_for_timeout(1500)  # let late renderers (plotly, widgets) finish drawing
     return time.monotonic() - start
+
+
+def unrun_cells(prompts: list[str]) -> list[int]:
+    """The code cells (0-based) whose prompt shows no execution count."""
+    return [i for i, p in enumerate(prompts) if not (p.startswith("[") and p[1:-2].strip().isdigit())]
 
 
 def switch_explorer_head(page) -> tuple[str, str]:

@@ -1,8 +1,10 @@
 """Every lesson in a real browser: JupyterLab + Debian Chromium, the network blocked and watched.
 
-For each notebook: run all cells, then check that no cell wrote an error, every ipywidget and
-every plotly figure was drawn, bertviz views drew their SVG, moving a slider changes what its
-widget shows, and no request left this machine. Screenshots go to ``build/screenshots/``.
+For each notebook: run all cells, then check that every cell ran and none wrote an error, every
+ipywidget and every plotly figure was drawn, bertviz views drew their SVG, moving a slider changes
+what its widget shows, and no request left this machine. Screenshots go to ``build/screenshots/``.
+The executed notebook is left in ``conftest.EXECUTED_LESSONS`` for test_notebooks.py, which checks
+the prose's claims on these outputs instead of running the lesson a second time.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import LESSON_SECONDS
+from conftest import EXECUTED_LESSONS, LESSON_SECONDS
 from lab_browser import (
     BLOCK_NETWORK,
     CHROMIUM,
     DOM_REPORT,
+    NOTEBOOK_JSON,
+    STATE,
     Requests,
     nudge_first_slider,
     run_notebook,
     running_lab,
     switch_explorer_head,
+    unrun_cells,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +65,10 @@ def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
     page.on("request", requests.record)
     seconds = run_notebook(page, lab, notebook.name)
     LESSON_SECONDS.setdefault(notebook.stem, {})["browser"] = seconds
+    # this run's outputs are the ones test_notebooks.py checks the lesson's claims on (no second, headless run)
+    EXECUTED_LESSONS[notebook.stem] = page.evaluate(NOTEBOOK_JSON)
+    prompts = page.evaluate(STATE)["prompts"]
+    assert unrun_cells(prompts) == [], f"run-all stopped: code cells {unrun_cells(prompts)} never ran: {prompts}"
     report = page.evaluate(DOM_REPORT)
     print(
         f"\n{notebook.stem}: all cells ran in the browser in {seconds:.1f} s; drawn: {report['widgets']} widgets, "

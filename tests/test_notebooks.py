@@ -1,4 +1,8 @@
-"""Every lesson runs top to bottom, offline, without an error output, and shows the numbers its prose states."""
+"""Every lesson runs top to bottom, offline, without an error output, and shows the numbers its prose states.
+
+The outputs checked are those of the lesson's browser run (test_browser.py) when there was one this session,
+else of a headless run made here: each lesson runs once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import LESSON_SECONDS
+from conftest import EXECUTED_LESSONS, LESSON_SECONDS
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -132,6 +136,33 @@ def test_there_are_lessons():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_offline(path, tmp_path, monkeypatch):
+    notebook = executed(path, tmp_path, monkeypatch)
+    unrun = [i for i, cell in enumerate(notebook.cells)
+             if cell.cell_type == "code" and cell.source.strip() and cell.execution_count is None]  # fmt: skip
+    assert unrun == [], f"cells {unrun} never ran"
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.output_type == "error" or (output.output_type == "stream" and output.name == "stderr")
+    ]
+    assert errors == [], errors
+    shown = shown_text(notebook)
+    for claim, pattern in CLAIMS[path.stem]:
+        assert re.search(pattern, shown), f"the prose says {claim!r}, but the lesson does not show it"
+
+
+def executed(path, tmp_path, monkeypatch):
+    """The lesson with its outputs: as the browser test ran it in JupyterLab, or else run here, headless.
+
+    Each lesson runs once a session: test_browser.py, collected before this file, leaves its run in
+    ``EXECUTED_LESSONS``. Without it (no Chromium, browser tests deselected, or a browser run that never
+    finished) the lesson runs here with nbclient, offline, in a temporary HOME.
+    """
+    saved = EXECUTED_LESSONS.pop(path.stem, None)
+    if saved is not None:  # the .ipynb text JupyterLab would have saved
+        return nbformat.reads(saved, as_version=4)
     # The converted models live in the real user cache: find it *before* HOME moves, or every lesson
     # would convert the models again into a cache under the temporary HOME (~18 s each).
     from llminspect.models.registry import cache_root
@@ -147,14 +178,4 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
     LESSON_SECONDS.setdefault(path.stem, {})["headless"] = time.perf_counter() - start
-    errors = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.output_type == "error" or (output.output_type == "stream" and output.name == "stderr")
-    ]
-    assert errors == [], errors
-    shown = shown_text(notebook)
-    for claim, pattern in CLAIMS[path.stem]:
-        assert re.search(pattern, shown), f"the prose says {claim!r}, but the lesson does not show it"
+    return notebook
