@@ -36,7 +36,7 @@ def main() -> None:
 
     update = median_seconds(knob_update, 15)
     full = Knobs(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05, repetition_penalty=1.2)
-    stages = median_seconds(lambda: widget.lab.stages(full), 15)
+    stages = median_seconds(lambda: widget.sampling.stages(full), 15)
     model = median_seconds(forward, 15)
     print(f"device: cpu, torch threads: {torch.get_num_threads()}; vocabulary {m.config.vocab_size:,}")
     print(f"knob update (processors + chart): {update * 1000:7.1f} ms")

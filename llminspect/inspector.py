@@ -167,7 +167,7 @@ class Inspector(LoadedModel):
         """The model's module tree (``print(model)`` as data), with each module's output shape after ``walk``."""
         return outline.module_tree(self.model, walk)
 
-    def lens(self, source, target: str | None = None, *, answer: str | None = None) -> lens.LogitLens:
+    def logit_lens(self, source, target: str | None = None, *, answer: str | None = None) -> lens.LogitLens:
         """The logit lens: every layer read through the model's own head (``analysis.lens``)."""
         return lens.logit_lens(self, self.inputs(source, target), answer)
 
@@ -177,7 +177,7 @@ class Inspector(LoadedModel):
 
     def routing(self, text: str) -> experts.Routing:
         """A mixture-of-experts model's router decisions per layer and token (``analysis.experts``)."""
-        return experts.route(self, self.inputs(text))
+        return experts.routing(self, self.inputs(text))
 
     # --- what the model predicts ------------------------------------------------------------------
 
@@ -186,10 +186,10 @@ class Inspector(LoadedModel):
         k = whole_number(k, "k")
         return next_token.next_tokens(self, self.inputs(prompt), k)
 
-    def heal(self, prompt: str, k: int = 10) -> next_token.HealedPrompt:
+    def healing(self, prompt: str, k: int = 10) -> next_token.Healing:
         """Next tokens of ``prompt`` as written and after token healing."""
         k = whole_number(k, "k")
-        return next_token.heal(self, self.inputs(prompt), k)
+        return next_token.healing(self, self.inputs(prompt), k)
 
     def branches(self, prompt: str, width: int = 3, depth: int = 3) -> list[next_token.Branch]:
         """Every path through the ``width`` likeliest tokens for ``depth`` steps, with its probability."""
@@ -204,14 +204,14 @@ class Inspector(LoadedModel):
         """How surprised the model is by each token of ``text``, and its perplexity."""
         return next_token.surprisal(self, self.inputs(text))
 
-    def lab(self, prompt: str = "", source=None) -> sampling.NextTokenLab:
+    def sampling(self, prompt: str = "", source=None) -> sampling.Sampling:
         """The next-token distribution after ``prompt`` under sampling knobs (for an encoder-decoder, the
         decoder's side: ``source`` is what the encoder reads, ``prompt`` the start of the decoder's text)."""
         if self.family == "encoder-decoder":
             if source is None:
                 raise InputError("An encoder-decoder needs source= (the text or audio its encoder reads).")
-            return sampling.NextTokenLab(self, self.inputs(source, prompt, complete=False))
-        return sampling.NextTokenLab(self, self.inputs(prompt))
+            return sampling.Sampling(self, self.inputs(source, prompt, complete=False))
+        return sampling.Sampling(self, self.inputs(prompt))
 
     def importance(self, text, target: str | None = None, method: str = "integrated_gradients", **options):
         """Importance of each input token (or audio window), through captum: an ``Attribution``.
@@ -232,7 +232,7 @@ class Inspector(LoadedModel):
         reference = None if reference is None else self.inputs(reference)
         return interventions.heads_off(self, heads, interventions.means_for(self, reference, how))
 
-    def ablate(self, prompt: str, answer: str, heads, how: str = "zero") -> interventions.Ablation:
+    def ablation(self, prompt: str, answer: str, heads, how: str = "zero") -> interventions.Ablation:
         """p(``answer``) after ``prompt`` and the top next tokens with all heads, then with ``heads`` off."""
         return interventions.ablation(self, self.inputs(prompt), answer, heads, how)
 
@@ -240,7 +240,7 @@ class Inspector(LoadedModel):
         """Every head switched off alone: the change of log p(``answer``) after ``prompt``."""
         return interventions.head_effects(self, self.inputs(prompt), answer, how)
 
-    def patch(self, clean: str, corrupt: str, answer: str) -> interventions.Patching:
+    def patching(self, clean: str, corrupt: str, answer: str) -> interventions.Patching:
         """Activation patching: the clean prompt's stream put back into the corrupted one, layer by position."""
         return interventions.patching(self, self.inputs(clean), self.inputs(corrupt), answer)
 

@@ -114,7 +114,8 @@ WRONG = [
     ("views", "bertviz", "a trace"), ("views", "audio_cross_attention", None), ("views", "importance", torch.zeros(3)),
     ("views", "compare_methods", [1, 2]), ("views", "outline", "model"), ("views", "steps_table", []),
     ("views", "residual_stream", None), ("views", "logit_lens", "lens"), ("views", "answer_rank", None),
-    ("views", "rotary", 1.0), ("views", "tree", [None]), ("views", "surprisal", "text"),
+    ("views", "rotary", 1.0), ("views", "branches", [None]), ("views", "surprisal", "text"),
+    ("views", "routing", "routes"),
     ("labs", "walk", "walk"), ("labs", "sampling", "decoder"), ("labs", "attention", None),
     ("labs", "importance", "decoder"),
 ]  # fmt: skip
@@ -127,5 +128,5 @@ def test_views_and_labs_say_what_they_draw_when_given_something_else(where, name
 
 
 def test_a_trace_given_to_the_lens_view_names_the_lens(decoder):
-    with pytest.raises(errors.WrongDataError, match="draws a LogitLens .*m.lens.*not a Trace"):
+    with pytest.raises(errors.WrongDataError, match="draws a LogitLens .*m.logit_lens.*not a Trace"):
         views.logit_lens(decoder.trace("The capital of France is"))

@@ -89,7 +89,7 @@ def test_head_pairs_takes_pairs_lists_and_arrays():
 COUNT_CALLS = {
     "kv_cache steps": lambda m: m.kv_cache("The cat", steps=2.5),
     "next_tokens k": lambda m: m.next_tokens("The cat", k=2.5),
-    "heal k": lambda m: m.heal("The cat", k=True),
+    "healing k": lambda m: m.healing("The cat", k=True),
     "branches width": lambda m: m.branches("The cat", width=2.0),
     "branches depth": lambda m: m.branches("The cat", depth="2"),
     "greedy_and_beam steps": lambda m: m.greedy_and_beam("The cat", steps=2.5),
@@ -214,6 +214,6 @@ def test_save_onto_a_folder_or_a_non_path_is_refused(tmp_path):
 @pytest.mark.parametrize("heads", [[3], (3, 1), [(1,)], ["a", "b"]])
 def test_ablate_and_heads_off_refuse_heads_that_are_not_pairs(decoder, heads):
     with pytest.raises(InputError, match=r"heads=\[\(layer, head\), ...\]|pass a list of pairs"):
-        decoder.ablate("The capital of France is", " Paris", heads=heads)
+        decoder.ablation("The capital of France is", " Paris", heads=heads)
     with pytest.raises(InputError, match=r"heads=\[\(layer, head\), ...\]|pass a list of pairs"):
         decoder.heads_off(heads)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from conftest import embedded
 
 from llminspect.errors import LLMInspectError
+from llminspect.teaching import exercises as exercises_module
 from llminspect.teaching.exercises import LESSONS, exercises
+
+
+@pytest.fixture(autouse=True)
+def shared_models(monkeypatch):
+    """The session's embedded models (conftest), loaded once, instead of a fresh ``load(name, device="cpu")``
+    for every answer an exercise computes (the same call, so the same model; loading itself is test_loading's)."""
+    monkeypatch.setattr(exercises_module, "_model", embedded)
 
 
 def wrong_guess(value):

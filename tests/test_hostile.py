@@ -116,9 +116,9 @@ def test_lone_surrogates_get_a_clear_error_everywhere(decoder, toy, encoder, tex
         lambda: decoder.tokenize(text),
         lambda: decoder.trace(text),
         lambda: decoder.importance("The capital of France is", text),
-        lambda: decoder.lens("The capital of France is", answer=text),
+        lambda: decoder.logit_lens("The capital of France is", answer=text),
         lambda: toy.trace("happy bird", text),
-        lambda: toy.lab(text, source="happy bird"),
+        lambda: toy.sampling(text, source="happy bird"),
         lambda: encoder.walk(text),
     ]
     for call in calls:
@@ -154,7 +154,7 @@ def in_range(name: str, value: float) -> bool:
 def test_knobs_outside_their_range_are_refused_by_name(decoder, name, value):
     value = int(value) if name == "top_k" and in_range(name, value) else value
     if in_range(name, value):
-        lab = decoder.lab("The capital of France is")
+        lab = decoder.sampling("The capital of France is")
         final = lab.stages(Knobs(**{name: value}))[-1].probabilities
         assert torch.isfinite(final).all() and abs(float(final.sum()) - 1) < 1e-6
     else:

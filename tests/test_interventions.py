@@ -56,7 +56,7 @@ def with_projection(m, layer: int, replacement):
 
 def test_zero_ablation_equals_zeroed_output_weights(decoder):
     m, heads = decoder, [(4, 2), (4, 7)]
-    result = m.ablate(PROMPT, ANSWER, heads)
+    result = m.ablation(PROMPT, ANSWER, heads)
     paris = m.tokenizer(ANSWER).input_ids[0]
     width = m.config.hidden_size // m.config.num_attention_heads
     edited = EditedProjection(m.model.model.layers[4].self_attn.o_proj, [2, 7], width)
@@ -84,7 +84,7 @@ def test_mean_ablation_equals_a_constant_from_weights_times_values(decoder):
     weights = trace.attentions[layer].float()
     per_head = torch.stack([weights[h] @ v[h // group] for h in range(config.num_attention_heads)])
     means = per_head.transpose(0, 1).reshape(v.shape[1], -1).mean(0)  # heads joined, averaged over positions
-    result = m.ablate(PROMPT, ANSWER, [(layer, head)], how="mean")
+    result = m.ablation(PROMPT, ANSWER, [(layer, head)], how="mean")
     attention, original = with_projection(m, layer, EditedProjection(block.self_attn.o_proj, [head], width, means))
     try:
         reference = last_log_probs(m.model, ids_of(m, PROMPT))
@@ -99,7 +99,7 @@ def test_every_head_alone_matches_one_ablation_at_a_time(decoder):
     effects = decoder.head_effects(PROMPT, ANSWER)
     assert effects.change.shape == (30, 9)
     layer, head, change = effects.strongest(1)[0]
-    single = decoder.ablate(PROMPT, ANSWER, [(layer, head)])
+    single = decoder.ablation(PROMPT, ANSWER, [(layer, head)])
     assert change == pytest.approx(math.log(single.p_after) - math.log(single.p_before), abs=1e-4)
     assert effects.p_answer == pytest.approx(single.p_before, rel=1e-6)
     assert change < -0.5  # some head matters for Paris: removing it alone costs more than a third of p
@@ -108,7 +108,7 @@ def test_every_head_alone_matches_one_ablation_at_a_time(decoder):
 
 @pytest.fixture(scope="module")
 def patched(decoder):
-    return decoder.patch(PROMPT, CORRUPT, ANSWER)
+    return decoder.patching(PROMPT, CORRUPT, ANSWER)
 
 
 def test_patching_equals_a_block_that_writes_the_clean_vector(decoder, patched):
@@ -143,17 +143,17 @@ def test_heads_off_is_undone_after_the_block(decoder):
 
 def test_clear_errors(decoder, encoder):
     with pytest.raises(InputError, match="same number of tokens"):
-        decoder.patch(PROMPT, "The capital of the United Kingdom is", ANSWER)
+        decoder.patching(PROMPT, "The capital of the United Kingdom is", ANSWER)
     with pytest.raises(InputError, match="layer=30: .* has layers 0 to 29"):
-        decoder.ablate(PROMPT, ANSWER, [(30, 0)])
+        decoder.ablation(PROMPT, ANSWER, [(30, 0)])
     with pytest.raises(InputError, match="'zero' or to its 'mean'"):
-        decoder.ablate(PROMPT, ANSWER, [(0, 0)], how="half")
+        decoder.ablation(PROMPT, ANSWER, [(0, 0)], how="half")
     with pytest.raises(InputError, match="reference="):
         decoder.heads_off([(0, 0)], how="mean")
     with pytest.raises(InputError, match="tokens here"):
-        decoder.ablate(PROMPT, " Parisian capital", [(0, 0)])
+        decoder.ablation(PROMPT, " Parisian capital", [(0, 0)])
     with pytest.raises(FamilyError):
-        encoder.ablate("The capital of France is Paris.", " Paris", [(0, 0)])
+        encoder.ablation("The capital of France is Paris.", " Paris", [(0, 0)])
 
 
 def test_encoder_heads_off_changes_its_vectors_and_restores_them(encoder):

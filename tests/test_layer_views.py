@@ -57,7 +57,7 @@ def test_step_views_escape_token_and_step_text():
 
 
 def test_logit_lens_figure_draws_the_lens_numbers(decoder):
-    lens = decoder.lens("The capital of France is", answer=" Paris")
+    lens = decoder.logit_lens("The capital of France is", answer=" Paris")
     figure = li.views.logit_lens(lens)
     np.testing.assert_allclose(np.array(figure.data[0].z), lens.top_probs.numpy(), rtol=1e-6)
     assert np.array(figure.data[0].customdata).tolist() == lens.answer_rank.tolist()

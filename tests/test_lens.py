@@ -14,7 +14,7 @@ PROMPT = "The capital of France is"
 
 
 def test_logit_lens_equals_rms_norm_and_tied_unembedding_by_hand(decoder):
-    lens = decoder.lens(PROMPT, answer=" Paris")
+    lens = decoder.logit_lens(PROMPT, answer=" Paris")
     ids = torch.tensor([decoder.tokenize(PROMPT).ids])
     with torch.no_grad():
         out = decoder.model(ids, output_hidden_states=True)
@@ -42,12 +42,12 @@ def test_logit_lens_equals_rms_norm_and_tied_unembedding_by_hand(decoder):
 def test_a_long_text_is_read_in_several_passes_with_the_same_result(decoder, monkeypatch):
     import llminspect.analysis.lens
 
-    whole = decoder.lens(PROMPT, answer=" Paris")
+    whole = decoder.logit_lens(PROMPT, answer=" Paris")
     monkeypatch.setattr(llminspect.analysis.lens, "LOGIT_BUDGET_BYTES", 4 * 5 * 49152 * 7)  # 7 layers a pass: 5 passes
     passes = []
     original = llminspect.analysis.lens.every_layer_logits
     monkeypatch.setattr(llminspect.analysis.lens, "every_layer_logits", lambda *a: passes.append(1) or original(*a))
-    chunked = decoder.lens(PROMPT, answer=" Paris")
+    chunked = decoder.logit_lens(PROMPT, answer=" Paris")
     assert len(passes) == 5
     assert chunked.top_ids.tolist() == whole.top_ids.tolist() and chunked.layers == whole.layers
     torch.testing.assert_close(chunked.top_probs, whole.top_probs, atol=1e-5, rtol=1e-4)
@@ -55,7 +55,7 @@ def test_a_long_text_is_read_in_several_passes_with_the_same_result(decoder, mon
 
 
 def test_logit_lens_reads_an_encoder_decoders_decoder(toy):
-    lens = toy.lens("happy bird eats mouse")
+    lens = toy.logit_lens("happy bird eats mouse")
     assert lens.tokens.strings == ["<s>", "birdo", "gaja", "manghas", "muso", "</s>"]
     assert lens.top_tokens[-1][:5] == ["birdo", "gaja", "manghas", "muso", "</s>"]  # the model's own output, shifted
     assert lens.answer == "</s>"  # default: the final top guess at the last position
@@ -63,9 +63,9 @@ def test_logit_lens_reads_an_encoder_decoders_decoder(toy):
 
 def test_logit_lens_refuses_what_it_cannot_read(encoder, decoder):
     with pytest.raises(FamilyError, match="without a language-model head"):
-        encoder.lens(PROMPT)
+        encoder.logit_lens(PROMPT)
     with pytest.raises(InputError, match="tokens here"):
-        decoder.lens(PROMPT, answer=" Parisiennes of old")
+        decoder.logit_lens(PROMPT, answer=" Parisiennes of old")
 
 
 def rotate(vectors: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:

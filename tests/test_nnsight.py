@@ -11,9 +11,9 @@ with nnsight 0.8.1 only, on the same SmolLM2-135M model object ``li.load("decode
 (d) the logit lens: p(" Paris") at the last position read through the final norm and lm_head from the stream
     entering block 0 and after blocks 9, 19 and 29.
 
-This test computes the same numbers with llminspect (``run``, ``patch``, ``ablate``, ``heads_off``, ``lens``) and
-compares them at float32 tolerance (separate forward passes, some batched, so not bit-identical): 1e-4 absolute
-on probabilities, 1e-4 relative on the block-output vectors.
+This test computes the same numbers with llminspect (``run``, ``patching``, ``ablation``, ``heads_off``,
+``logit_lens``) and compares them at float32 tolerance (separate forward passes, some batched, so not
+bit-identical): 1e-4 absolute on probabilities, 1e-4 relative on the block-output vectors.
 
 Why nnsight is an independent reference: it shares nothing with llminspect but the transformers model and its
 tokenizer. It tokenizes the prompts itself (checked against llminspect's token ids), reaches modules through its
@@ -84,7 +84,7 @@ def test_llminspect_agrees_with_nnsight(decoder, tmp_path):
     close("run p(Paris)", cache.logits[0, -1].double().softmax(-1)[paris], ref["p_clean_direct"])
 
     # (b) activation patching
-    patch, theirs = decoder.patch(CAPITAL, CORRUPT, " Paris"), ref["patching"]
+    patch, theirs = decoder.patching(CAPITAL, CORRUPT, " Paris"), ref["patching"]
     close("patch p_clean", patch.p_clean, theirs["p_clean"])
     close("patch p_corrupt", patch.p_corrupt, theirs["p_corrupt"])
     patched = {}
@@ -96,10 +96,10 @@ def test_llminspect_agrees_with_nnsight(decoder, tmp_path):
     assert patched[29, 4] == pytest.approx(theirs["p_clean"], abs=1e-4)  # the whole last stream: the clean run
     assert patched[12, 0] == pytest.approx(theirs["p_corrupt"], abs=1e-6)  # "The" is the same in both prompts
 
-    # (c) head ablation, zero and mean (ablate, and heads_off with the prompt as its own reference)
+    # (c) head ablation, zero and mean (ablation, and heads_off with the prompt as its own reference)
     theirs = ref["ablation"]
-    zeroed = decoder.ablate(ANIMAL, " animal", heads=theirs["zero"]["heads"], how="zero")
-    meaned = decoder.ablate(ANIMAL, " animal", heads=theirs["mean"]["heads"], how="mean")
+    zeroed = decoder.ablation(ANIMAL, " animal", heads=theirs["zero"]["heads"], how="zero")
+    meaned = decoder.ablation(ANIMAL, " animal", heads=theirs["mean"]["heads"], how="mean")
     close("ablate p_before (zero)", zeroed.p_before, theirs["p_before"])
     close("ablate p_before (mean)", meaned.p_before, theirs["p_before"])
     close("zero ablation p_after", zeroed.p_after, theirs["zero"]["p_after"])
@@ -114,7 +114,7 @@ def test_llminspect_agrees_with_nnsight(decoder, tmp_path):
     assert abs(theirs["mean"]["p_after"] - theirs["zero"]["p_after"]) > 0.05  # ... so mean is not zero
 
     # (d) logit lens, last position
-    lens = decoder.lens(CAPITAL, answer=" Paris")
+    lens = decoder.logit_lens(CAPITAL, answer=" Paris")
     assert lens.answer_prob.shape[0] == 31
     for row, p in ref["lens"].items():
         close(f"lens row {row}", lens.answer_prob[int(row), -1], p)

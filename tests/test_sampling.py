@@ -32,7 +32,7 @@ def test_next_tokens_are_the_softmax_of_the_last_logits(decoder):
 
 
 def test_healing_renormalizes_over_tokens_that_start_with_the_removed_text(decoder):
-    healed = decoder.heal("The url is http:", k=5)
+    healed = decoder.healing("The url is http:", k=5)
     assert healed.removed == ":" and healed.after.prompt == "The url is http"
     tokenizer = decoder.tokenizer
     ids = tokenizer("The url is http:").input_ids
@@ -51,11 +51,11 @@ def test_healing_renormalizes_over_tokens_that_start_with_the_removed_text(decod
 
 def test_healing_and_next_tokens_need_a_decoder(encoder, decoder):
     with pytest.raises(errors.FamilyError, match="works for decoder models; encoder is from the encoder family"):
-        encoder.heal("The url is http:")
+        encoder.healing("The url is http:")
     with pytest.raises(errors.FamilyError, match="encoder family"):
         encoder.next_tokens("The url is")
     with pytest.raises(errors.InputError, match="at least two tokens"):
-        decoder.heal("http")
+        decoder.healing("http")
     with pytest.raises(errors.EmptyInputError):
         decoder.next_tokens("")
 
@@ -126,7 +126,7 @@ def test_final_distribution_is_what_generate_samples_from(decoder, knobs):
 
 
 def test_the_labs_cached_logits_are_a_plain_forward_pass(decoder):
-    lab = decoder.lab(AI)
+    lab = decoder.sampling(AI)
     raw, _ = generate_step(decoder, Knobs())
     # separate forward passes (generate adds an attention mask): equal within float32 rounding
     torch.testing.assert_close(lab.logits, raw.float(), atol=1e-4, rtol=1e-5)
@@ -134,7 +134,7 @@ def test_the_labs_cached_logits_are_a_plain_forward_pass(decoder):
 
 
 def test_each_stage_reports_entropy_and_kept_set(decoder):
-    stages = decoder.lab(AI).stages(Knobs(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05))
+    stages = decoder.sampling(AI).stages(Knobs(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05))
     assert [s.name for s in stages] == ["model", "temperature 0.7", "top-k 50", "top-p 0.9", "min-p 0.05"]
     for stage in stages:
         p = stage.probabilities[stage.probabilities > 0]
@@ -145,7 +145,7 @@ def test_each_stage_reports_entropy_and_kept_set(decoder):
 
 
 def test_seeds_reproduce_and_steps_follow_generate(decoder):
-    lab = decoder.lab("The capital of France is")
+    lab = decoder.sampling("The capital of France is")
     knobs = Knobs(temperature=1.0)
     assert lab.sample(knobs, seed=3) == lab.sample(knobs, seed=3)
     assert len({lab.sample(knobs, seed=s) for s in range(20)}) > 1
@@ -184,19 +184,19 @@ def test_perplexity_is_exp_of_the_language_model_loss(decoder):
 
 
 def test_knobs_on_the_decoder_side_of_encoder_decoders(toy, whisper):
-    lab = toy.lab("", source="happy bird eats mouse")
+    lab = toy.sampling("", source="happy bird eats mouse")
     for _ in range(4):
         lab.append(int(lab.stages(Knobs(temperature=0))[-1].probabilities.argmax()), "greedy")
     assert lab.text == "birdo gaja manghas muso"
-    speech = whisper.lab("The quick", source=sample_audio("quick_brown_fox"))
+    speech = whisper.sampling("The quick", source=sample_audio("quick_brown_fox"))
     assert whisper.tokenizer.decode([int(speech.logits.argmax())]) == " brown"
     with pytest.raises(errors.InputError, match="source="):
-        toy.lab("birdo")
+        toy.sampling("birdo")
 
 
 def test_sampling_widget_redraws_on_cached_logits(decoder, monkeypatch):
     widget = li.labs.sampling(decoder, AI)
-    lab = widget.lab
+    lab = widget.sampling
     forwards = []
     monkeypatch.setattr(lab, "_refresh", lambda: forwards.append(1))  # a slider must not run the model
     widget.sliders["top_k"].value = 3
@@ -222,7 +222,7 @@ def decoder_labels(decoder, ids):
 
 def test_sampling_needs_a_next_token_model(encoder):
     with pytest.raises(errors.FamilyError, match="works for decoder models and encoder-decoder models"):
-        encoder.lab("hello")
+        encoder.sampling("hello")
 
 
 def test_knobs_from_generate_are_what_generate_really_uses(decoder):
@@ -234,7 +234,7 @@ def test_knobs_from_generate_are_what_generate_really_uses(decoder):
                                      output_scores=True, return_dict_in_generate=True,
                                      pad_token_id=decoder.tokenizer.eos_token_id)  # fmt: skip
     possible = int(torch.isfinite(out.scores[0][0]).sum())
-    lab = decoder.lab(AI)
+    lab = decoder.sampling(AI)
     assert lab.stages(knobs)[-1].kept == possible == 12
     assert lab.stages(Knobs(temperature=0.7, top_p=0.9))[-1].kept == 13  # without the hidden top-k
     assert Knobs.from_generate(decoder.model) == Knobs(top_k=50)

@@ -158,7 +158,7 @@ def test_layer_and_head_indices_are_checked_in_one_place_with_one_message(decode
     with pytest.raises(InputError, match="stack='middle'"):
         check_layer(toy, 0, stack="middle")
     for call in (lambda: decoder.rotary(PROMPT, layer=31), lambda: decoder.open_block(PROMPT, layer=31),
-                 lambda: decoder.journey(PROMPT, layer=31), lambda: decoder.ablate(PROMPT, " Paris", [(31, 0)])):
+                 lambda: decoder.journey(PROMPT, layer=31), lambda: decoder.ablation(PROMPT, " Paris", [(31, 0)])):
         with pytest.raises(InputError, match=r"^layer=31: decoder has layers 0 to 29\.$"):
             call()  # fmt: skip
 

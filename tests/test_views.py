@@ -64,7 +64,7 @@ def test_compare_shows_each_count(encoder, decoder):
 
 
 def test_healing_view_shows_the_numbers(decoder):
-    healed = decoder.heal("The url is http:", k=3)
+    healed = decoder.healing("The url is http:", k=3)
     html = li.views.healing(healed).body
     for p in healed.before.probabilities + healed.after.probabilities:
         assert f"{p:.1%}" in html

@@ -243,10 +243,10 @@ def check_next_tokens(m, out):
 def check_lab(m, ref, inputs):
     knobs = Knobs(temperature=0.7, top_k=5, top_p=0.9, repetition_penalty=1.3)
     if m.family == "encoder-decoder":
-        lab = m.lab("", source=TEXT)
+        lab = m.sampling("", source=TEXT)
         prompt = {"input_ids": inputs["input_ids"]}
     else:
-        lab, prompt = m.lab(TEXT), {"input_ids": inputs["input_ids"]}
+        lab, prompt = m.sampling(TEXT), {"input_ids": inputs["input_ids"]}
     start = getattr(m.config, "decoder_start_token_id", None)
     config = transformers.GenerationConfig(
         do_sample=True, max_new_tokens=1, output_scores=True, output_logits=True, return_dict_in_generate=True,
@@ -277,7 +277,7 @@ def truncated_logits(ref, inputs, layers: int) -> torch.Tensor:
 
 
 def check_lens(m, ref, inputs):
-    lens = m.lens(TEXT, TARGET) if m.family == "encoder-decoder" else m.lens(TEXT)
+    lens = m.logit_lens(TEXT, TARGET) if m.family == "encoder-decoder" else m.logit_lens(TEXT)
     for row in range(len(lens.layers)):  # row l reads the stream after l blocks: a model cut to l blocks
         logits = truncated_logits(ref, inputs, row)
         probs = logits.softmax(-1)
@@ -327,7 +327,7 @@ def check_heads_off(m, ref, inputs):
 
 def check_patching(m, ref, reference_tokenizer):
     corrupt = TEXT.replace("bird", "cat")
-    result = m.patch(TEXT, corrupt, " the")
+    result = m.patching(TEXT, corrupt, " the")
     path, blocks = block_lists(ref)[-1]
     clean_ids, corrupt_ids = (reference_tokenizer(t, return_tensors="pt").input_ids for t in (TEXT, corrupt))
     answer = reference_tokenizer(" the", add_special_tokens=False).input_ids[0]

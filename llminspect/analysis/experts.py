@@ -66,7 +66,7 @@ class Routing:
         return counts / counts.sum(dim=-1, keepdim=True)
 
 
-def route(m, inputs: Inputs) -> Routing:
+def routing(m, inputs: Inputs) -> Routing:
     """Run ``text`` through a mixture-of-experts model and read its router's decisions from ``router_logits``.
 
     The choice is recomputed here the way Mixtral defines it (softmax over the experts, top-k,

@@ -16,7 +16,7 @@ equals the model cut down to its first l blocks (tested against such cut models)
 
 Example:
     >>> import llminspect as li
-    >>> lens = li.load("decoder").lens("The capital of France is", answer=" Paris")
+    >>> lens = li.load("decoder").logit_lens("The capital of France is", answer=" Paris")
     >>> lens.top_tokens[-1][-1], lens.first_layer_with_answer_on_top()
     ('␣Paris', 'layer 29')
 """

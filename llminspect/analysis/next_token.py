@@ -1,13 +1,13 @@
 """The next-token distribution of a decoder: the top tokens, token healing, a tree of continuations, surprisal.
 
-``next_tokens`` is the plain softmax of the last position's logits. ``heal`` shows why a prompt
+``next_tokens`` is the plain softmax of the last position's logits. ``healing`` shows why a prompt
 that ends inside a would-be token ("http:" instead of "http://") misleads a model: byte-level
 BPE trained on "://" as one token rarely saw ":" followed by "//". Token healing backs up over
 the last token and lets the model choose any token that *starts with* the removed text.
 
 Example:
     >>> import llminspect as li
-    >>> healed = li.load("decoder").heal("The url is http:")
+    >>> healed = li.load("decoder").healing("The url is http:")
     >>> healed.removed, healed.after.tokens[0]
     (':', '://')
 """
@@ -44,7 +44,7 @@ class NextTokens:
 
 
 @dataclass(frozen=True)
-class HealedPrompt:
+class Healing:
     """A prompt's next tokens as written, and after backing up over its last token."""
 
     prompt: str
@@ -86,7 +86,7 @@ def _vocabulary_bytes(tokenizer) -> list[bytes]:
     return bytes_of(tokenizer, [s or "" for s in strings], [i in special for i in range(len(strings))])
 
 
-def heal(m, inputs: Inputs, k: int = 10) -> HealedPrompt:
+def healing(m, inputs: Inputs, k: int = 10) -> Healing:
     """Compare the next tokens of a prompt with those after token healing."""
     m.require_decoder("Token healing")
     tokens = inputs.tokens
@@ -102,7 +102,7 @@ def heal(m, inputs: Inputs, k: int = 10) -> HealedPrompt:
     kept = torch.where(allowed, probs, torch.zeros_like(probs))
     mass = float(kept.sum())
     healed = kept / mass
-    return HealedPrompt(
+    return Healing(
         prompt=prompt,
         removed=removed.decode("utf-8", errors="replace"),
         before=next_tokens(m, inputs, k),

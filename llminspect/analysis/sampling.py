@@ -2,7 +2,7 @@
 
 ``Knobs`` names the settings as ``transformers.GenerationConfig`` does; ``processors`` builds the
 very processors ``generate(do_sample=True)`` applies, in its order; ``apply_knobs`` runs them on
-one position's logits and reports each stage. ``NextTokenLab`` keeps one text's logits so knobs
+one position's logits and reports each stage. ``Sampling`` keeps one text's logits so knobs
 redraw without running the model, and appends tokens as a learner samples, picks or undoes.
 
 Example:
@@ -145,7 +145,7 @@ def _stage(name: str, scores: torch.Tensor) -> Stage:
     return Stage(name, probs, float(torch.special.entr(probs).sum() / math.log(2)), int((probs > 0).sum()))
 
 
-class NextTokenLab:
+class Sampling:
     """One text's next-token logits, computed once, and the knobs applied on top of them.
 
     Works for decoders and for the decoder side of encoder-decoders: ``inputs`` come from
@@ -155,14 +155,14 @@ class NextTokenLab:
         >>> import llminspect as li
         >>> from llminspect.analysis.inputs import prepare
         >>> m = li.load("decoder")
-        >>> lab = NextTokenLab(m, prepare(m, "The capital of France is"))
-        >>> lab.stages(Knobs(top_k=1))[-1].kept
+        >>> sampling = Sampling(m, prepare(m, "The capital of France is"))
+        >>> sampling.stages(Knobs(top_k=1))[-1].kept
         1
     """
 
     def __init__(self, m, inputs: Inputs) -> None:
-        m.require_family("The sampling lab", "decoder", "encoder-decoder")
-        m.require_lm_head("The sampling lab")
+        m.require_family("Sampling", "decoder", "encoder-decoder")
+        m.require_lm_head("Sampling")
         self.m, self.inputs = m, inputs
         self.chosen: list[tuple[int, str]] = []  # (token id, how it was chosen)
         self._refresh()

@@ -2,12 +2,12 @@
 pick any token, regenerate or undo.
 
 The model runs once per text (and once per appended token); moving a slider only re-applies
-transformers' processors to the cached logits (``analysis.sampling.NextTokenLab``).
+transformers' processors to the cached logits (``analysis.sampling.Sampling``).
 
 Example:
     >>> import llminspect as li
     >>> widget = sampling(li.load("decoder"), "The capital of France is", top_k=3)
-    >>> widget.sliders["top_k"].value, widget.lab.stages(widget.knobs())[-1].kept
+    >>> widget.sliders["top_k"].value, widget.sampling.stages(widget.knobs())[-1].kept
     (3, 3)
 """
 
@@ -66,8 +66,8 @@ class _SamplingLab:
 
     ACTIONS = ("sample", "greedy", "pick", "regenerate", "undo")
 
-    def __init__(self, lab, knobs: Knobs) -> None:
-        self.lab, self.sliders = lab, _sliders(knobs)
+    def __init__(self, sampling, knobs: Knobs) -> None:
+        self.sampling, self.sliders = sampling, _sliders(knobs)
         self.seed = widgets.IntText(value=0, description="seed", style={"description_width": "130px"})
         self.buttons = {name: widgets.Button(description=name) for name in self.ACTIONS}
         self.pick = widgets.Dropdown(description="token")
@@ -84,39 +84,39 @@ class _SamplingLab:
 
     def redraw(self, _=None) -> None:
         """A knob moved: the bars and the stages table (the text and the top tokens stay)."""
-        stages = self.lab.stages(self.knobs())
+        stages = self.sampling.stages(self.knobs())
         self.chart.show(stages, self.top, self.labels)
         self.table.value = STYLE + stages_table(stages)
 
     def refresh(self) -> None:
         """The text changed: new top tokens, the running text, then the bars."""
-        self.top = self.lab.logits.topk(TOP).indices.tolist()
-        self.labels = self.lab.labels(self.top)
-        self.text.value = running_text(*self.lab.written())
+        self.top = self.sampling.logits.topk(TOP).indices.tolist()
+        self.labels = self.sampling.labels(self.top)
+        self.text.value = running_text(*self.sampling.written())
         self.pick.options = list(zip(self.labels, self.top, strict=True))
         self.pick.value = self.top[0]
         self.redraw()
 
     def _sample(self, _=None) -> None:
-        self.lab.append(self.lab.sample(self.knobs(), self.seed.value + self.draws), "sampled")
+        self.sampling.append(self.sampling.sample(self.knobs(), self.seed.value + self.draws), "sampled")
         self.draws += 1
         self.refresh()
 
     def _regenerate(self, _=None) -> None:  # draw the last sampled token again, with the next seed
-        if self.lab.chosen and self.lab.chosen[-1][1] == "sampled":
-            self.lab.undo()
+        if self.sampling.chosen and self.sampling.chosen[-1][1] == "sampled":
+            self.sampling.undo()
         self._sample()
 
     def _greedy(self, _=None) -> None:
-        self.lab.append(int(self.lab.stages(self.knobs())[-1].probabilities.argmax()), "greedy")
+        self.sampling.append(int(self.sampling.stages(self.knobs())[-1].probabilities.argmax()), "greedy")
         self.refresh()
 
     def _pick(self, _=None) -> None:
-        self.lab.append(self.pick.value, "picked")
+        self.sampling.append(self.pick.value, "picked")
         self.refresh()
 
     def _undo(self, _=None) -> None:
-        self.lab.undo()
+        self.sampling.undo()
         self.refresh()
 
     @property
@@ -134,9 +134,9 @@ def sampling(m, prompt: str = "The best thing about AI is its ability to", sourc
 
     The knobs start where ``m.model.generate(do_sample=True, **start)`` would: the knobs given in ``start``,
     the rest from the model's generation config and transformers' defaults (``top_k=50``)."""
-    lab = _SamplingLab(m.lab(prompt, source), Knobs.from_generate(m.model, **start))
+    lab = _SamplingLab(m.sampling(prompt, source), Knobs.from_generate(m.model, **start))
     widget = lab.widget
-    widget.lab, widget.sliders, widget.buttons, widget.chart, widget.knobs = (
-        lab.lab, lab.sliders, lab.buttons, lab.chart, lab.knobs,
+    widget.sampling, widget.sliders, widget.buttons, widget.chart, widget.knobs = (
+        lab.sampling, lab.sliders, lab.buttons, lab.chart, lab.knobs,
     )  # fmt: skip
     return widget

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -111,7 +112,9 @@ class Quiz:
         return Feedback("answer", f"Answer {number}: {item.value()} — {item.why}")
 
 
+@functools.lru_cache(maxsize=4)
 def _model(name: str):
+    """An embedded model for computing answers, loaded once per kernel (a check never waits for a reload)."""
     return load(name, device="cpu")
 
 
@@ -195,7 +198,7 @@ def _lesson_03() -> list[Exercise]:
         return bool(torch.equal(tired.attentions[13, 8, it], wide.attentions[13, 8, it]))
 
     def ablation_lowers_animal() -> bool:
-        result = _model("decoder").ablate(IT_QUESTION, " animal", [(13, 8)])
+        result = _model("decoder").ablation(IT_QUESTION, " animal", [(13, 8)])
         return result.p_after < result.p_before
 
     return [
@@ -209,7 +212,8 @@ def _lesson_03() -> list[Exercise]:
         Exercise("Switch off the decoder's head 13.8 (the it → animal winner). Does p(' animal') after the question "
                  "go down?", ablation_lowers_animal,
                  "it does not: the head that looks right is not what the answer depends on. Attention is a "
-                 "hypothesis; switching the head off tests it.", "run decoder.ablate(question, ' animal', [(13, 8)])."),
+                 "hypothesis; switching the head off tests it.",
+                 "run decoder.ablation(question, ' animal', [(13, 8)])."),
     ]  # fmt: skip
 
 
@@ -220,7 +224,7 @@ def _lesson_04() -> list[Exercise]:
 
     def paris_after_italy() -> float:
         m = _model("decoder")
-        probabilities = m.lab("The capital of Italy is").stages(Knobs())[0].probabilities
+        probabilities = m.sampling("The capital of Italy is").stages(Knobs())[0].probabilities
         return round(100 * float(probabilities[m.tokenizer(" Paris").input_ids[0]]), 2)
 
     return [
@@ -239,11 +243,11 @@ AI = "The best thing about AI is its ability to"
 
 def _lesson_05() -> list[Exercise]:
     def entropy_at(temperature: float) -> float:
-        return round(_model("decoder").lab(AI).stages(Knobs(temperature=temperature))[-1].entropy, 2)
+        return round(_model("decoder").sampling(AI).stages(Knobs(temperature=temperature))[-1].entropy, 2)
 
     def generate_keeps() -> int:
         m = _model("decoder")
-        return m.lab(AI).stages(Knobs.from_generate(m.model, temperature=0.7, top_p=0.9))[-1].kept
+        return m.sampling(AI).stages(Knobs.from_generate(m.model, temperature=0.7, top_p=0.9))[-1].kept
 
     def beam_wins() -> bool:
         greedy, beam = _model("decoder").greedy_and_beam(AI, steps=8, beams=4)
@@ -266,12 +270,12 @@ def _lesson_05() -> list[Exercise]:
 
 def _lesson_06() -> list[Exercise]:
     def first_layer_with_paris() -> int:
-        lens = _model("decoder").lens("The Eiffel Tower is in the city of", answer=" Paris")
+        lens = _model("decoder").logit_lens("The Eiffel Tower is in the city of", answer=" Paris")
         found = lens.first_layer_with_answer_on_top()
         return int(found.split()[-1]) if found else -1
 
     def rank_band_at_layer_15() -> str:
-        lens = _model("decoder").lens("The capital of France is", answer=" Paris")
+        lens = _model("decoder").logit_lens("The capital of France is", answer=" Paris")
         rank = int(lens.answer_rank[lens.layers.index("layer 15"), -1])
         return "a" if rank <= 10 else "b" if rank <= 100 else "c" if rank <= 1000 else "d"
 
@@ -287,7 +291,7 @@ def _lesson_06() -> list[Exercise]:
                  ["a) top 10", "b) 11 to 100", "c) 101 to 1,000", "d) beyond 1,000"]),
         Exercise("For 'The Eiffel Tower is in the city of', from which layer on is ' Paris' the lens's top token?",
                  first_layer_with_paris, "small models commit late: the answer surfaces only in the last layers.",
-                 "run decoder.lens(text, answer=' Paris') and read the rank chart.", tolerance=0),
+                 "run decoder.logit_lens(text, answer=' Paris') and read the rank chart.", tolerance=0),
     ]  # fmt: skip
 
 

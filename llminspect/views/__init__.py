@@ -9,6 +9,7 @@ Example:
 """
 
 from llminspect.views import anatomy, precision
+from llminspect.views.anatomy import routing
 from llminspect.views.attention import (
     attention,
     audio_cross_attention,
@@ -32,13 +33,13 @@ from llminspect.views.layers import (
     rotary,
     steps_table,
 )
-from llminspect.views.sampling import distribution, surprisal, tree
+from llminspect.views.sampling import branches, surprisal
 from llminspect.views.tokens import compare, healing, token_table, tokens
 
 __all__ = [
-    "ablation", "anatomy", "answer_rank", "attention", "audio_cross_attention", "bertviz", "compare",
-    "compare_methods", "distribution", "head_effects", "head_matrix", "head_overview", "healing", "importance",
+    "ablation", "anatomy", "answer_rank", "attention", "audio_cross_attention", "bertviz", "branches", "compare",
+    "compare_methods", "head_effects", "head_matrix", "head_overview", "healing", "importance",
     "journey", "kv_cache", "kv_sharing", "layer_similarity", "logit_lens", "masks", "neighbours", "opened_block",
-    "outline", "patching", "precision", "projection", "rankings", "residual_stream", "rotary", "save", "similarity",
-    "steps_table", "surprisal", "token_table", "tokens", "translation", "tree",
+    "outline", "patching", "precision", "projection", "rankings", "residual_stream", "rotary", "routing", "save",
+    "similarity", "steps_table", "surprisal", "token_table", "tokens", "translation",
 ]  # fmt: skip

@@ -16,6 +16,8 @@ from plotly.subplots import make_subplots
 from llminspect.analysis.anatomy import BYTES_PER_PARAMETER, PART_OF_KIND, PARTS, kv_cache_bytes, weight_bytes
 from llminspect.analysis.arguments import index, whole_number
 from llminspect.analysis.attention import kv_groups
+from llminspect.analysis.experts import Routing
+from llminspect.views.checks import takes
 from llminspect.views.colours import KIND_COLOURS
 from llminspect.views.html import HTMLView, escape, plotly_text, tick_labels
 
@@ -218,6 +220,7 @@ def plan(a, memory_plan) -> HTMLView:
     return HTMLView(f"<p style='font:14px sans-serif'>{text}</p>", "memory plan")
 
 
+@takes(Routing, "m.routing(text)")
 def routing(routes, layer: int = 0) -> go.Figure:
     """One layer's router: tokens (rows) x experts (columns), the mixing weight of the chosen experts."""
     layer = index(layer, "layer")
@@ -245,6 +248,7 @@ def routing(routes, layer: int = 0) -> go.Figure:
     return fig
 
 
+@takes(Routing, "m.routing(text)")
 def expert_load(routes) -> go.Figure:
     """Share of token slots each expert received, per layer; the dashed line is a perfectly balanced router."""
     load = routes.load()

@@ -20,7 +20,7 @@ from llminspect.views.tokens import STYLE, next_tokens_html
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 60, "b": 60}}
 
 
-@takes(Ablation, "m.ablate(prompt, answer, heads)")
+@takes(Ablation, "m.ablation(prompt, answer, heads)")
 def ablation(result) -> HTMLView:
     """The top next tokens with every head, beside those with the chosen heads switched off."""
     heads = ", ".join(f"{layer}.{head}" for layer, head in result.heads)
@@ -62,7 +62,7 @@ def head_effects(effects) -> go.Figure:
     return fig
 
 
-@takes(Patching, "m.patch(clean, corrupt, answer)")
+@takes(Patching, "m.patching(clean, corrupt, answer)")
 def patching(result) -> go.Figure:
     """Layers x positions: p(answer) of the corrupted prompt with the clean stream put back there."""
     columns = [f"{c} → {d}" if c != d else c for c, d in zip(result.corrupt, result.clean, strict=True)]

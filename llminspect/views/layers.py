@@ -157,7 +157,7 @@ def residual_stream(stream) -> go.Figure:
     return fig
 
 
-@takes(LogitLens, "m.lens(text)")
+@takes(LogitLens, "m.logit_lens(text)")
 def logit_lens(lens, color: str = "probability") -> go.Figure:
     """Layers (rows) x positions (columns): the top next-token guess, coloured by its probability or the entropy."""
     if color not in ("probability", "entropy"):
@@ -189,7 +189,7 @@ def logit_lens(lens, color: str = "probability") -> go.Figure:
     return fig
 
 
-@takes(LogitLens, "m.lens(text, answer=...)")
+@takes(LogitLens, "m.logit_lens(text, answer=...)")
 def answer_rank(lens, position: int = -1) -> go.Figure:
     """The answer token's rank (1 = top guess) and probability at each layer, at one position."""
     ranks = lens.answer_rank[:, position].tolist()

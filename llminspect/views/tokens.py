@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llminspect.analysis.next_token import HealedPrompt
+from llminspect.analysis.next_token import Healing
 from llminspect.analysis.tokens import SPACE_SIGN, Tokens
 from llminspect.views.checks import takes
 from llminspect.views.html import HTMLView, escape
@@ -118,9 +118,9 @@ def next_tokens_html(title: str, candidates) -> str:
     )
 
 
-@takes(HealedPrompt, "m.heal(prompt)")
+@takes(Healing, "m.healing(prompt)")
 def healing(healed) -> HTMLView:
-    """Next tokens as the prompt was written, beside those after token healing (a HealedPrompt)."""
+    """Next tokens as the prompt was written, beside those after token healing (a Healing)."""
     before = next_tokens_html(f"after {healed.prompt!r}", healed.before)
     after = next_tokens_html(
         f"healed: after {healed.after.prompt!r}, tokens starting with {healed.removed!r} "
