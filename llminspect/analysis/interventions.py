@@ -64,12 +64,12 @@ def head_means(m, inputs: Inputs, stack: str | None = None) -> list[torch.Tensor
     return [cache[name][0].mean(0) for name in names]
 
 
-def switch_off(chosen: list[int], means: torch.Tensor | None, rows: slice | int = slice(None)):
-    """An edit for a heads site: the ``chosen`` heads of the batch ``rows`` give zeros or their ``means``."""
+def switch_off(chosen: list[int], means: torch.Tensor | None):
+    """An edit for a heads site: the ``chosen`` heads give zeros or their ``means`` [heads, head_dim]."""
 
     def edit(heads: torch.Tensor) -> torch.Tensor:
         for head in chosen:
-            heads[rows, :, head] = 0.0 if means is None else means[head].to(heads.dtype)
+            heads[:, :, head] = 0.0 if means is None else means[head].to(heads.dtype)
         return heads
 
     return edit
@@ -133,6 +133,27 @@ def ablation(m, inputs: Inputs, answer: str, heads: Iterable[tuple[int, int]], h
                     top_tokens(m, prompt, before, k), top_tokens(m, prompt, after, k))  # fmt: skip
 
 
+ROW_TOKENS_PER_PASS = 4096  # rows x tokens of one batched pass: a short prompt sweeps every layer at once
+
+
+def _layer_sweep(m, inputs: Inputs, answer_id: int, sites: list[str], edit_for, rows: int) -> torch.Tensor:
+    """p(answer) [layers, rows] with ``rows`` edits at each layer's site, each in a batch row of its own.
+
+    ``edit_for(layer, first)`` edits the rows ``first .. first + rows - 1`` at ``sites[layer]``. Rows of
+    other layers pass that site untouched, so several layers share one forward pass (as many as fit
+    ``ROW_TOKENS_PER_PASS``): 30 passes become one on a 5-token prompt.
+    """
+    layers = len(sites)
+    per_pass = max(1, ROW_TOKENS_PER_PASS // (rows * len(inputs.tokens.ids)))
+    found = torch.zeros(layers, rows, dtype=torch.float64)
+    for start in range(0, layers, per_pass):
+        chunk = list(range(start, min(start + per_pass, layers)))
+        edits = {sites[layer]: edit_for(layer, index * rows) for index, layer in enumerate(chunk)}
+        probabilities = last_probabilities(m, inputs, edits, rows=len(chunk) * rows)[:, answer_id]
+        found[chunk] = probabilities.view(len(chunk), rows)
+    return found
+
+
 @dataclass(frozen=True)
 class HeadEffects:
     """log p(answer) with each head switched off alone, minus log p(answer) with every head."""
@@ -151,25 +172,26 @@ class HeadEffects:
 
 
 def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffects:
-    """Switch every head off alone and record the change of log p(``answer``): one batched pass per layer."""
+    """Switch every head off alone and record the change of log p(``answer``): one row of a batch each."""
     m.require_decoder("Head ablation")
     stack = sites_of(m).architecture.writer
     names = [_heads_site(m, layer) for layer in range(stack.layers)]
     answer_id = single_token(m.tokenizer, answer)
     means = means_for(m, inputs, how)
     p_answer = float(last_probabilities(m, inputs)[0, answer_id])
-    change = torch.zeros(stack.layers, stack.heads, dtype=torch.float64)
-    for layer, name in enumerate(names):
-        mean = None if means is None else means[layer]
-        edits = [switch_off([head], mean, rows=head) for head in range(stack.heads)]  # row h loses head h
 
-        def each_row_one_head(heads: torch.Tensor, edits=edits) -> torch.Tensor:
-            for edit in edits:
-                heads = edit(heads)
+    def each_row_one_head(layer: int, first: int):  # row first + h of this layer's rows loses head h
+        mean = None if means is None else means[layer]
+
+        def edit(heads: torch.Tensor) -> torch.Tensor:
+            for head in range(stack.heads):
+                heads[first + head, :, head] = 0.0 if mean is None else mean[head].to(heads.dtype)
             return heads
 
-        probabilities = last_probabilities(m, inputs, {name: each_row_one_head}, rows=stack.heads)
-        change[layer] = probabilities[:, answer_id].log() - math.log(p_answer)
+        return edit
+
+    p_off = _layer_sweep(m, inputs, answer_id, names, each_row_one_head, stack.heads)
+    change = p_off.log() - math.log(p_answer)
     return HeadEffects(inputs.tokens.text, token_labels(m.tokenizer, [answer_id])[0], how, p_answer, change)
 
 
@@ -195,7 +217,7 @@ class Patching:
 
 
 def patching(m, clean: Inputs, corrupt: Inputs, answer: str) -> Patching:
-    """Activation patching of every (layer, position): one batched pass per layer, on the corrupted prompt."""
+    """Activation patching of every (layer, position) on the corrupted prompt: one row of a batch each."""
     m.require_decoder("Activation patching")
     if len(clean.tokens.ids) != len(corrupt.tokens.ids):
         raise InputError(
@@ -210,15 +232,17 @@ def patching(m, clean: Inputs, corrupt: Inputs, answer: str) -> Patching:
     p_clean = float(cache.logits[0, -1].double().softmax(-1)[answer_id])
     p_corrupt = float(last_probabilities(m, corrupt)[0, answer_id])
     positions = len(corrupt.tokens.ids)
-    patched = torch.zeros(layers, positions, dtype=torch.float64)
-    for layer, name in enumerate(names):
-        clean_stream = cache[name][0]
 
-        def each_row_one_position(hidden: torch.Tensor, clean_stream=clean_stream) -> torch.Tensor:
-            for position in range(positions):  # row p of the batch: position p put back
-                hidden[position, position] = clean_stream[position]
+    def each_row_one_position(layer: int, first: int):  # row first + p of this layer's rows: position p put back
+        clean_stream = cache[names[layer]][0]
+
+        def edit(hidden: torch.Tensor) -> torch.Tensor:
+            for position in range(positions):
+                hidden[first + position, position] = clean_stream[position]
             return hidden
 
-        patched[layer] = last_probabilities(m, corrupt, {name: each_row_one_position}, rows=positions)[:, answer_id]
+        return edit
+
+    patched = _layer_sweep(m, corrupt, answer_id, names, each_row_one_position, positions)
     labels = token_labels(m.tokenizer, [answer_id])[0]
     return Patching(clean.tokens.labels, corrupt.tokens.labels, labels, p_clean, p_corrupt, patched)

@@ -19,6 +19,24 @@ _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b"
 _HOW = {"sampled": "#d0ebff", "greedy": "#d3f9d8", "picked": "#fff3bf"}
 
 
+def running_text(start: str, chosen: list[tuple[str, str]]) -> str:
+    """The text so far: ``start``, then each chosen token's text highlighted by how it was chosen."""
+    spans = [escape(start)]
+    for piece, how in chosen:
+        spans.append(f"<span title='{how}' style='background:{_HOW[how]};white-space:pre'>{escape(piece)}</span>")
+    legend = " ".join(f"<span style='background:{c};padding:0 4px'>{h}</span>" for h, c in _HOW.items())
+    body = "".join(spans)
+    return f"<div style='font:15px serif;margin:6px 0'>{body}</div><div style='font:11px sans-serif'>{legend}</div>"
+
+
+def stages_table(stages) -> str:
+    rows = "".join(f"<tr><td>{escape(s.name)}</td><td>{s.entropy:.2f}</td><td>{s.kept:,}</td></tr>" for s in stages)
+    return (
+        "<table class='li-tokens' style='font:12px sans-serif'><tr><th>stage (generate's order)</th>"
+        f"<th>entropy (bits)</th><th>tokens kept</th></tr>{rows}</table>"
+    )
+
+
 @takes(Branch, "m.branches(prompt)", "list")
 def branches(branches) -> go.Figure:
     """The continuation tree as a sunburst: each ring is one more token, sized by path probability."""
