@@ -5,7 +5,8 @@ For decoder traces of 128, 512 and 1,024 tokens:
   seconds until painted when the cell runs (first paint), and for each head switch in the page;
 - bertviz's head view at the sizes it can draw (llminspect refuses it past 300 tokens), first paint;
 - the memory the trace's attention maps hold (float32 would be layers x heads x tokens² x 4 bytes);
-and the sampling lab (``li.labs.sampling``): one knob step (an arrow key on the first slider).
+the sampling lab (``li.labs.sampling``): one knob step (an arrow key on the first slider); and the
+journey lab (``li.labs.journey``): one *next step* or *back* click (``browser_views.py journey``: that alone).
 
 "Painted" is the time of the last websocket message after the action, plus two animation frames
 (the same measure as the shared view_speed tool). Uses the browser-test harness of ``tests/``
@@ -37,6 +38,7 @@ CELLS = {
     "explorer": "li.labs.attention(tr, layer=15, head=0)",
     "bertviz": "li.views.bertviz(tr, view='head')",
     "sampling": "li.labs.sampling(m)",
+    "journey": "li.labs.journey(m, 'The capital of France is')",
 }
 
 
@@ -113,6 +115,22 @@ def sampling_step(page, lab, folder: Path, frames: list) -> tuple[float, int]:
     return sorted(steps)[len(steps) // 2]
 
 
+def journey_step(page, lab, folder: Path, frames: list) -> tuple[float, int]:
+    """The journey lab's *next step*: one forward pass (a run keeping one MLP output), redrawn; median of 6."""
+    open_notebook(page, lab, notebook(folder, "journey", ["import llminspect as li\nm = li.load('decoder')",
+                                                          CELLS["journey"]]))  # fmt: skip
+    run_cell(page, frames, 0)
+    run_cell(page, frames, 1)
+    steps = []
+    for label in ["next step"] * 3 + ["back"] * 3:
+        button = page.locator("button.jupyter-button", has_text=label).first
+        started = time.time()
+        button.click()
+        steps.append(settle(page, frames, started, quiet=0.3))
+        page.wait_for_timeout(300)
+    return sorted(steps)[len(steps) // 2]
+
+
 def trace_memory(m, n: int) -> tuple[float, float]:
     """MiB the attention maps of an n-token decoder trace hold, and what float32 would hold."""
     ids = m.tokenizer("The quick brown fox jumps over the lazy dog. " * 200).input_ids[:n]
@@ -122,7 +140,8 @@ def trace_memory(m, n: int) -> tuple[float, float]:
     return held / 2**20, layers * heads * queries * keys * 4 / 2**20
 
 
-def main() -> None:
+def main(only: str | None = None) -> None:
+    """Every measure, or ``only="journey"`` for the journey lab's step alone."""
     from playwright.sync_api import sync_playwright
 
     scratch = Path(tempfile.mkdtemp(prefix="browser-views-"))
@@ -135,6 +154,11 @@ def main() -> None:
                                                                                     BLOCK_NETWORK])  # fmt: skip
         page = browser.new_page(viewport={"width": 1500, "height": 1400})
         page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append((time.time(), len(f)))))
+        step = journey_step(page, lab, lab.root, frames)
+        print(f"journey lab, next step / back: {step[0] * 1000:.0f} ms, {step[1] / 1e3:.1f} kB", flush=True)
+        if only == "journey":
+            browser.close()
+            return
         for n in SIZES:
             rows.append(measure(page, lab, lab.root, frames, n))
             print(rows[-1], flush=True)
@@ -160,4 +184,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     Path("build").mkdir(exist_ok=True)
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

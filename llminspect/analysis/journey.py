@@ -66,11 +66,12 @@ def journey(m, inputs: Inputs, layer: int | None = None, head: int = 0, k: int =
     layer = stack.layers // 2 if layer is None else check_layer(m, layer)
     head = check_head(m, head)
     mlp = f"layer.{layer}.mlp.output"
-    cache = run(m, inputs, keep=[mlp], output_hidden_states=True, output_attentions=True)  # one pass a step
+    cache = run(m, inputs, keep=[mlp], last_only=True, output_hidden_states=True, output_attentions=True)  # one pass
     tokens, last = inputs.tokens.labels, len(inputs.tokens.ids) - 1
     hidden = torch.stack([h[0] for h in cache.output.hidden_states]).float().cpu()
-    logits = cache.logits[0].float().cpu()
-    top = top_tokens(m, inputs.tokens.text, logits[-1].double().softmax(-1), k)
+    last_logits = cache.logits[0, -1].float().cpu()  # only the last position is scored: it alone chooses
+    scores = (len(tokens), last_logits.shape[-1])  # what the vocabulary stage is: one score per token, per position
+    top = top_tokens(m, inputs.tokens.text, last_logits.double().softmax(-1), k)
     attention = cache.output.attentions[layer][0].float().cpu()  # [heads, tokens, tokens]
     inside = cache[mlp].reshape(-1, len(tokens), hidden.shape[-1])[0].float().cpu()  # OPT's MLP sees [tokens, hidden]
     row = attention[head, last]
@@ -89,7 +90,7 @@ def journey(m, inputs: Inputs, layer: int | None = None, head: int = 0, k: int =
         Stage("residual + norm, × layers", "06", f"{stack.layers} blocks each add to the stream: the length of the "
               "last token's vector after some of them", tuple(hidden.shape), stream[list(every)].tolist(), after),
         Stage("vocabulary", "05", "the last position's scores → softmax: a probability for every token",
-              tuple(logits.shape), top.probabilities, top.tokens),
+              scores, top.probabilities, top.tokens),
         Stage("choose", "05", "greedy: the likeliest token (sampling draws instead)", (1,), [top.probabilities[0]],
               top.tokens[:1]),
     ]  # fmt: skip
