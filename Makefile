@@ -71,6 +71,7 @@ lint: $(DEV)
 
 bench: $(DEV) prepare browser proxy
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/trace_overhead.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/sites_run.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/browser_views.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/attention_view.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/importance.py

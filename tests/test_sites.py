@@ -32,6 +32,7 @@ def test_a_decoders_sites_are_named_in_forward_order(decoder):
                          "layer.0.attention.heads", "layer.0.attention.output", "layer.0.mlp.output"]  # fmt: skip
     assert names[-3:] == ["layer.29.output", "final_norm", "logits"]
     assert len(names) == 1 + 30 * 7 + 2
+    assert repr(decoder.sites()).startswith("213 sites: embeddings, layer.L.input (L = 0–29), layer.L.attention.q")
     assert decoder.sites()["layer.3.attention.heads"].path == "model.layers.3.self_attn.o_proj"
     rows = decoder.sites().table()
     assert rows[0] == {"site": "embeddings", "holds": "the stream entering the first block", "module": "model.layers.0",

@@ -85,6 +85,16 @@ class Sites(Mapping):
             raise InputError(f"No site is called {pattern!r} in this model.{hint} m.sites() lists them all.")
         return found
 
+    def __repr__(self) -> str:
+        """The names in short: ``layer.L.…`` once for every layer, e.g. ``layer.L.output (L = 0–29)``."""
+        shapes: dict[str, list[int]] = {}
+        for site in self._sites.values():
+            short = site.name if site.layer is None or site.name.endswith("embeddings") else re.sub(
+                r"layer\.\d+\.", "layer.L.", site.name)
+            shapes.setdefault(short, []).append(site.layer)
+        parts = [f"{short} (L = 0–{max(layers)})" if "layer.L." in short else short for short, layers in shapes.items()]
+        return f"{len(self)} sites: " + ", ".join(parts)
+
     def table(self) -> list[dict]:
         """One row per site: name, what it holds, which module (for printing or a DataFrame)."""
         return [{"site": s.name, "holds": s.what, "module": s.path, "reads": s.reads} for s in self._sites.values()]
