@@ -16,19 +16,11 @@ import statistics
 import time
 
 import torch
+from timing import median_seconds
 
 import llminspect as li
 
 PROMPT, CORRUPT, ANSWER = "The capital of France is", "The capital of Italy is", " Paris"
-
-
-def seconds(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def run_against_hidden_states(m, tokens: int, repeats: int = 15) -> tuple[float, float]:
@@ -43,7 +35,7 @@ def run_against_hidden_states(m, tokens: int, repeats: int = 15) -> tuple[float,
             return m.model(**inputs.tensors, output_hidden_states=True, use_cache=False)
 
     ours(), theirs()  # warm
-    pairs = [(seconds(ours, 1), seconds(theirs, 1)) for _ in range(repeats)]
+    pairs = [(median_seconds(ours, 1, warm_up=False), median_seconds(theirs, 1, warm_up=False)) for _ in range(repeats)]
     return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
@@ -56,9 +48,9 @@ def interventions(m, repeats: int = 3) -> dict[str, float]:
 
     plain()
     return {
-        "one forward": seconds(plain, 10),
-        "patching (30 x 5)": seconds(lambda: m.patching(PROMPT, CORRUPT, ANSWER), repeats),
-        "head effects (270)": seconds(lambda: m.head_effects(PROMPT, ANSWER), repeats),
+        "one forward": median_seconds(plain, 10),
+        "patching (30 x 5)": median_seconds(lambda: m.patching(PROMPT, CORRUPT, ANSWER), repeats, warm_up=False),
+        "head effects (270)": median_seconds(lambda: m.head_effects(PROMPT, ANSWER), repeats, warm_up=False),
     }
 
 

@@ -25,6 +25,7 @@ def wrong_guess(value):
     return "z" if len(str(value)) == 1 else "something else"
 
 
+@pytest.mark.slow  # computes every lesson's answers on the real models (~20 s): the full suite runs it
 @pytest.mark.parametrize("lesson", sorted(LESSONS))
 def test_each_lesson_checks_answers_without_giving_them_away(lesson):
     quiz = exercises(lesson)

@@ -173,6 +173,7 @@ def test_twenty_calls_do_not_grow_memory(decoder):
     assert all(p.grad is None for p in decoder.model.parameters())
 
 
+@pytest.mark.slow  # four attributions drawn (~11 s): the full suite runs it
 def test_views_show_the_scores_and_the_honesty_checks(decoder, toy):
     result = decoder.importance("<script>x</script> The capital of France is", " Paris")
     html = li.views.importance(result).to_html()

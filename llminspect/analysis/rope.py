@@ -101,10 +101,10 @@ def rotate(vectors: torch.Tensor, angles: torch.Tensor, layout: str = "half") ->
 
 def _turned_dims(before: torch.Tensor, after: torch.Tensor) -> int:
     """How many leading dimensions RoPE turned (the rest pass through equal, as in GPT-NeoX and Phi-3)."""
-    # rows computed apart may differ in the last bits of float32 where nothing turned (relative ~1e-7); the
-    # slowest pair of a 64-wide head still turns by ~1e-4 radians a position, a relative change far above that
-    relative = (before - after).abs() / (before.abs() + after.abs() + 1e-12)
-    changed = relative.amax(dim=(0, 1)) > 1e-5
+    # Rows computed apart may differ in the last bits of float32 where nothing turned (~1e-7 of the values'
+    # scale); the slowest pair of a 64-wide head still turns by ~1e-4 radians a position, far above that.
+    gap, scale = (before - after).abs(), float(before.abs().max())
+    changed = (gap > 1e-5 * (before.abs() + after.abs()) + 1e-6 * scale).flatten(0, 1).any(dim=0)
     dims = before.shape[-1]
     while dims > 2 and not changed[dims - 1] and not changed[dims - 2]:
         dims -= 2
