@@ -134,10 +134,10 @@ def run(m, inputs: Inputs | Mapping, keep: Iterable[str] = (), edit: Mapping[str
         forward["logits_to_keep"] = 1
     with hooked(m, keep, edit) as kept, torch.no_grad():
         output = m.model(**tensors, **{"use_cache": False, **forward})
-    if any(site.module is None for pattern in keep for site in sites_of(m).match(pattern)):
+    order = [site for pattern in keep for site in sites_of(m).match(pattern)]
+    if any(site.module is None for site in order):
         kept["logits"] = output.logits
-    order = [site.name for pattern in keep for site in sites_of(m).match(pattern)]
-    return Cache({name: kept[name] for name in dict.fromkeys(order) if name in kept}, output)
+    return Cache({site.name: kept[site.name] for site in dict.fromkeys(order) if site.name in kept}, output)
 
 
 _MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__}
