@@ -186,6 +186,10 @@ class Inspector(LoadedModel):
         k = whole_number(k, "k")
         return next_token.next_tokens(self, self.inputs(prompt), k)
 
+    def answer_probabilities(self, prompt: str, answers: list[str]) -> dict[str, float]:
+        """p(each one-token answer) next after ``prompt`` (decoders): does the model do the task at all?"""
+        return next_token.answer_probabilities(self, self.inputs(prompt), answers)
+
     def healing(self, prompt: str, k: int = 10) -> next_token.Healing:
         """Next tokens of ``prompt`` as written and after token healing."""
         k = whole_number(k, "k")
@@ -249,9 +253,10 @@ class Inspector(LoadedModel):
         texts = list_of_texts(texts, "texts")
         return precision.precision_effects(self, [self.inputs(text) for text in texts])
 
-    def activation_outliers(self, text: str, layer: int) -> precision.ActivationOutliers:
-        """The residual stream after ``layer`` through an 8-bit round trip, with and without its largest token."""
-        return precision.activation_outliers(self, self.inputs(text), layer)
+    def activation_outliers(self, text: str, layer: int, dims: int = 2) -> precision.ActivationOutliers:
+        """The residual stream after block ``layer`` through 8-bit round trips: one scale for all tokens, one per
+        token, and one per token with the ``dims`` largest feature dimensions kept aside (``analysis.precision``)."""
+        return precision.activation_outliers(self, self.inputs(text), layer, dims)
 
     # --- vectors ----------------------------------------------------------------------------------
 
@@ -263,9 +268,9 @@ class Inspector(LoadedModel):
         """One vector per sentence from a layer's hidden states: [sentences, hidden]."""
         return embeddings.sentence_vectors(self, sentences, pooling, layer)
 
-    def nearest_tokens(self, word: str, k: int = 10) -> embeddings.Neighbours:
-        """The vocabulary entries whose static vectors are closest to ``word``'s."""
-        return embeddings.nearest_tokens(self, word, k)
+    def nearest_tokens(self, word: str, k: int = 10, centred: bool = False) -> embeddings.Neighbours:
+        """The vocabulary entries whose static vectors are closest to ``word``'s (``centred``: minus the mean row)."""
+        return embeddings.nearest_tokens(self, word, k, centred)
 
     def analogy(self, positive: list[str], negative: list[str], k: int = 10) -> embeddings.Neighbours:
         """Nearest tokens to sum(positive) - sum(negative), the words themselves left out."""

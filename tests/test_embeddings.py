@@ -65,6 +65,20 @@ def test_nearest_tokens_match_brute_force(decoder):
     assert result.cosines == pytest.approx(cosines[expected].tolist(), abs=1e-5)
 
 
+def test_a_centred_table_is_the_table_minus_its_mean_row(decoder):
+    table = decoder.model.get_input_embeddings().weight.detach().numpy().astype(np.float64)
+    centred_table = table - table.mean(0)
+    _, vectors = emb.word_vectors(decoder, ["kitten", "cat"], centred=True)
+    ids = [decoder.tokenizer(" " + w, add_special_tokens=False).input_ids[0] for w in ("kitten", "cat")]
+    np.testing.assert_allclose(vectors.numpy(), centred_table[ids], atol=1e-5)
+    neighbours = emb.nearest_tokens(decoder, "kitten", k=5, centred=True)
+    query = centred_table[ids[0]]
+    cosines = centred_table @ query / (np.linalg.norm(centred_table, axis=1) * np.linalg.norm(query))
+    assert neighbours.ids == [int(i) for i in np.argsort(-cosines) if i != ids[0]][:5]
+    assert neighbours.cosines == pytest.approx(cosines[neighbours.ids].tolist(), abs=1e-5)
+    assert neighbours.query == "kitten (centred)"
+
+
 def test_analogy_is_vector_arithmetic_and_honest(decoder):
     result = emb.analogy(decoder, positive=["king", "woman"], negative=["man"], k=8)
     table = decoder.model.get_input_embeddings().weight.detach()

@@ -69,15 +69,33 @@ def test_the_model_at_each_precision(decoder):
     assert found["Q4_0"].kl > found["Q8_0"].kl  # 4 bits on top of 4 bits loses more than 8
 
 
-def test_one_outlier_ruins_the_8_bit_grid(decoder):
-    result = decoder.activation_outliers("The quick brown fox jumps over the lazy dog", layer=15)
-    stream = decoder.trace("The quick brown fox jumps over the lazy dog").hidden_states[15].float()
-    scale = float(stream.abs().max()) / 127
-    by_hand = torch.clamp(torch.round(stream / scale), -127, 127) * scale
-    errors = ((by_hand - stream).norm(dim=-1) / stream.norm(dim=-1)).tolist()
-    assert result.error_all == pytest.approx(errors, rel=1e-3, abs=1e-5)
+def _round_trip(rows: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
+    """8-bit absmax round trip written out: round(x / (absmax / 127)), clamped to ±127, times the step."""
+    step = absmax / 127
+    return torch.clamp(torch.round(rows / step), -127, 127) * step
+
+
+def test_activation_outliers_per_tensor_per_token_and_outlier_dimensions(decoder):
+    text = "The quick brown fox jumps over the lazy dog"
+    result = decoder.activation_outliers(text, layer=15)
+    with torch.no_grad():  # block 15's output is hidden_states[16] (hidden_states[0] is the embeddings)
+        stream = decoder.model(**decoder.tokenizer(text, return_tensors="pt"), output_hidden_states=True)
+    stream = stream.hidden_states[16][0].float()
+
+    def errors(back):
+        return ((back - stream).norm(dim=-1) / stream.norm(dim=-1)).tolist()
+
+    rows = stream.abs().amax(-1, keepdim=True)
+    assert result.error_all == pytest.approx(errors(_round_trip(stream, rows.max())), rel=1e-3, abs=1e-4)
+    assert result.error_per_token == pytest.approx(errors(_round_trip(stream, rows)), rel=1e-3, abs=1e-4)
+    ordinary = stream[1:].abs().amax(0)
+    assert result.dimension_largest == pytest.approx(ordinary.tolist(), rel=1e-4)
+    assert result.outlier_dims == ordinary.topk(2).indices.tolist() == [507, 247]
+    kept = stream.clone()
+    rest = [d for d in range(stream.shape[1]) if d not in (507, 247)]
+    kept[:, rest] = _round_trip(stream[:, rest], stream[:, rest].abs().amax(-1, keepdim=True))
+    assert result.error_dims_kept == pytest.approx(errors(kept), rel=1e-3, abs=1e-4)
     assert result.outlier == 0 and result.largest[0] > 10_000  # the attention sink of lesson 06
-    assert min(result.error_all[1:]) > 0.5 and max(result.error_without[1:]) < 0.06
-    assert math.isnan(result.error_without[0])
     figure = li.views.precision.outliers(result)
-    assert list(figure.data[0].y) == pytest.approx(result.error_all)
+    assert [list(bar.y) for bar in figure.data] == [result.error_all, result.error_per_token, result.error_dims_kept]
+    assert list(li.views.precision.dimensions(result).data[0].y) == result.dimension_largest

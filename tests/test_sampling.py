@@ -31,6 +31,21 @@ def test_next_tokens_are_the_softmax_of_the_last_logits(decoder):
     assert result.entropy == pytest.approx(expected_entropy, rel=1e-4)
 
 
+def test_answer_probabilities_read_the_softmax_of_one_token_answers(decoder, encoder):
+    prompt = "When Mary and John went to the store, John gave a drink to"
+    found = decoder.answer_probabilities(prompt, [" Mary", " John"])
+    probs = raw_last_probs(decoder, decoder.tokenizer(prompt).input_ids)
+    ids = [decoder.tokenizer(" Mary").input_ids[0], decoder.tokenizer(" John").input_ids[0]]
+    assert list(found.values()) == pytest.approx(probs[ids].tolist(), abs=1e-6)
+    assert found[" Mary"] > 0.5 > 0.05 > found[" John"]  # lesson 03's control: the model names the receiver
+    with pytest.raises(errors.InputError, match="one token"):
+        decoder.answer_probabilities(prompt, [" Marianne-Louise"])
+    with pytest.raises(errors.FamilyError, match="encoder family"):
+        encoder.answer_probabilities(prompt, [" Mary"])
+    with pytest.raises(errors.InputError, match="list"):
+        decoder.answer_probabilities(prompt, " Mary")
+
+
 def test_healing_renormalizes_over_tokens_that_start_with_the_removed_text(decoder):
     healed = decoder.healing("The url is http:", k=5)
     assert healed.removed == ":" and healed.after.prompt == "The url is http"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.sites import check_head, check_layer
 from llminspect.analysis.tokens import Tokens, word_positions
 from llminspect.errors import FamilyError, InputError
 
@@ -97,6 +98,36 @@ def find_heads(attentions: torch.Tensor, tokens: Tokens, source: str, target: st
     order = weight.flatten().argsort(descending=True)[:top]
     heads = weight.shape[1]
     return [HeadMatch(int(i) // heads, int(i) % heads, float(weight.flatten()[i])) for i in order]
+
+
+def link_shift(m, template: str, source: str, target: str, endings: tuple[str, str], head: tuple[int, int]) -> dict:
+    """Does a head's ``source`` → ``target`` weight follow the word that decides the link? One table row.
+
+    ``template`` has one ``{}`` for the deciding word; both ``endings`` are traced. The row gives
+    ``head``'s weight with each ending and the head (of all) whose weight moves most between them.
+
+    Example:
+        >>> import llminspect as li
+        >>> row = link_shift(li.load("encoder"), "The trophy didn't fit in the suitcase because it was too {}",
+        ...                  "it", "trophy", ("big", "small"), head=(3, 1))
+        >>> row["endings"], row["head 3.1"]
+        ('big / small', '0.58 → 0.60')
+    """
+    layer, chosen = check_layer(m, head[0]), check_head(m, head[1])
+    first, second = (m.trace(template.format(ending)) for ending in endings)
+    weights = [link_weights(t.attentions, t.tokens, source, target) for t in (first, second)]
+    moved = (weights[0] - weights[1]).abs().flatten().argmax()
+    most = divmod(int(moved), weights[0].shape[1])
+
+    def shift(at: tuple[int, int]) -> str:
+        return f"{float(weights[0][at]):.2f} → {float(weights[1][at]):.2f}"
+
+    return {
+        "sentence": template.format("…"),
+        "endings": " / ".join(endings),
+        f"head {layer}.{chosen}": shift((layer, chosen)),
+        "most moved": f"{most[0]}.{most[1]}: {shift(most)}",
+    }
 
 
 def head_mean(attentions: torch.Tensor, heads: list[tuple[int, int]] | None = None) -> torch.Tensor:

@@ -95,9 +95,15 @@ def dot_matrix(vectors: torch.Tensor) -> torch.Tensor:
     return vectors @ vectors.T
 
 
-def embedding_table(m) -> torch.Tensor:
-    """The input embedding table [vocabulary, hidden] (for an encoder-decoder, the decoder's tokens)."""
-    return m.model.get_input_embeddings().weight.detach().float().cpu()
+def embedding_table(m, centred: bool = False) -> torch.Tensor:
+    """The input embedding table [vocabulary, hidden] (for an encoder-decoder, the decoder's tokens).
+
+    ``centred=True`` subtracts the table's mean row from every row. Trained tables share one direction
+    that every row leans on (SmolLM2's mean row is two thirds as long as an average row), so raw
+    cosines partly measure how much two tokens lean on it; centred cosines compare what is left.
+    """
+    table = m.model.get_input_embeddings().weight.detach().float().cpu()
+    return table - table.mean(0) if centred else table
 
 
 def word_pieces(m, word: str) -> list[int]:
@@ -111,10 +117,11 @@ def word_pieces(m, word: str) -> list[int]:
     return pieces
 
 
-def static_vector(m, word: str) -> tuple[list[str], torch.Tensor]:
-    """The tokens of ``word`` and the mean of their rows in the input embedding table."""
+def static_vector(m, word: str, centred: bool = False) -> tuple[list[str], torch.Tensor]:
+    """The tokens of ``word`` and the mean of their rows in the input embedding table (``centred``: see
+    ``embedding_table``)."""
     ids = word_pieces(m, word)
-    return m.tokenizer.convert_ids_to_tokens(ids), embedding_table(m)[ids].mean(0)
+    return m.tokenizer.convert_ids_to_tokens(ids), embedding_table(m, centred)[ids].mean(0)
 
 
 def _require_text(m) -> None:
@@ -151,10 +158,10 @@ def word_in_contexts(m, word: str, contexts: list[str]) -> WordVectors:
     return WordVectors(word, list(contexts), context_pieces, static, torch.stack(per_context))
 
 
-def word_vectors(m, words: list[str]) -> tuple[list[list[str]], torch.Tensor]:
-    """Static vectors of several words: their pieces, and [words, hidden]."""
+def word_vectors(m, words: list[str], centred: bool = False) -> tuple[list[list[str]], torch.Tensor]:
+    """Static vectors of several words: their pieces, and [words, hidden] (``centred``: see ``embedding_table``)."""
     words = list_of_texts(words, "words")
-    results = [static_vector(m, word) for word in words]
+    results = [static_vector(m, word, centred) for word in words]
     return [pieces for pieces, _ in results], torch.stack([vector for _, vector in results])
 
 
@@ -199,10 +206,11 @@ def project(vectors: torch.Tensor, labels: list[str], groups: list[str] | None =
     )
 
 
-def nearest(m, vector: torch.Tensor, k: int = 10, exclude: list[int] = (), query: str = "", pieces=()) -> Neighbours:
-    """The ``k`` rows of the embedding table with the highest cosine to ``vector``."""
+def nearest(m, vector: torch.Tensor, k: int = 10, exclude: list[int] = (), query: str = "", pieces=(),
+            centred: bool = False) -> Neighbours:  # fmt: skip
+    """The ``k`` rows of the embedding table (centred or not) with the highest cosine to ``vector``."""
     k = whole_number(k, "k")
-    table = embedding_table(m)
+    table = embedding_table(m, centred)
     cosines = torch.nn.functional.normalize(table, dim=-1) @ torch.nn.functional.normalize(vector.float(), dim=0)
     cosines[list(exclude)] = -2.0  # never return the query's own tokens
     values, indices = cosines.topk(k)
@@ -215,10 +223,11 @@ def nearest(m, vector: torch.Tensor, k: int = 10, exclude: list[int] = (), query
     )
 
 
-def nearest_tokens(m, word: str, k: int = 10) -> Neighbours:
-    """Tokens whose static vectors are closest to ``word``'s (its own tokens left out)."""
-    pieces, vector = static_vector(m, word)
-    return nearest(m, vector, k, word_pieces(m, word), word, pieces)
+def nearest_tokens(m, word: str, k: int = 10, centred: bool = False) -> Neighbours:
+    """Tokens whose static vectors are closest to ``word``'s (its own tokens left out; ``centred``: every
+    vector minus the table's mean row)."""
+    pieces, vector = static_vector(m, word, centred)
+    return nearest(m, vector, k, word_pieces(m, word), word + (" (centred)" if centred else ""), pieces, centred)
 
 
 def analogy(m, positive: list[str], negative: list[str], k: int = 10) -> Neighbours:

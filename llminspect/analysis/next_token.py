@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
+from llminspect.analysis.arguments import list_of_texts
 from llminspect.analysis.inputs import Inputs
 from llminspect.analysis.sites import run
-from llminspect.analysis.tokens import bytes_of, special_token_ids
+from llminspect.analysis.tokens import bytes_of, single_token, special_token_ids
 from llminspect.errors import InputError
 
 
@@ -77,6 +78,15 @@ def next_tokens(m, inputs: Inputs, k: int = 10) -> NextTokens:
     """The ``k`` likeliest next tokens after the text of ``inputs`` and their probabilities."""
     m.require_decoder("next_tokens")
     return top_tokens(m, inputs.tokens.text, last_probabilities(m, inputs)[0], k)
+
+
+def answer_probabilities(m, inputs: Inputs, answers: list[str]) -> dict[str, float]:
+    """p(each one-token answer) as the next token after ``inputs``: the control that a model does a task
+    (its answer moves when the prompt's deciding word does) before a hunt for how it does it."""
+    m.require_decoder("answer_probabilities")
+    ids = [single_token(m.tokenizer, answer) for answer in list_of_texts(answers, "answers")]
+    probabilities = last_probabilities(m, inputs)[0]
+    return {answer: float(probabilities[i]) for answer, i in zip(answers, ids, strict=True)}
 
 
 @functools.lru_cache(maxsize=4)

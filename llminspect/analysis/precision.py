@@ -26,6 +26,7 @@ import torch
 
 from llminspect.analysis.arguments import whole_number
 from llminspect.analysis.inputs import Inputs
+from llminspect.analysis.sites import check_layer, run
 from llminspect.errors import InputError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -151,40 +152,48 @@ def precision_effects(m, texts: list[Inputs]) -> list[PrecisionEffect]:
 
 @dataclass(frozen=True)
 class ActivationOutliers:
-    """8-bit quantization of one layer's residual stream, with and without its largest token."""
+    """8-bit round trips of the residual stream after one block: one scale for the whole tensor, one scale per
+    token, and one per token with the outlier *feature dimensions* kept in 16 bits (LLM.int8()'s idea)."""
 
     tokens: list[str]
-    layer: int
+    layer: int  # the stream after block ``layer`` (site ``layer.{layer}.output``; hidden_states[layer + 1])
     largest: list[float]  # each token's largest |activation|
-    error_all: list[float]  # each token's relative error, one 8-bit scale for every token
-    error_without: list[float]  # ... the scale set without the outlier token (its own entry: nan)
-    outlier: int
+    outlier: int  # the token with the largest value of all (the attention sink)
+    error_all: list[float]  # each token's relative error, one scale for the whole tensor
+    error_per_token: list[float]  # ... one scale per token (its own largest |value| / 127)
+    error_dims_kept: list[float]  # ... one scale per token over the other dimensions, ``outlier_dims`` kept exact
+    dimension_largest: list[float]  # each feature dimension's largest |value| over the tokens but ``outlier``
+    outlier_dims: list[int]  # the ``dims`` dimensions with the largest of those
 
 
-def _int8_round_trip(x: torch.Tensor, absmax: float) -> torch.Tensor:
-    """torch's own per-tensor 8-bit round trip with the absmax scale: round(x / scale), clamped to ±127, × scale."""
-    return torch.fake_quantize_per_tensor_affine(x.float(), absmax / 127, 0, -127, 127)
+def _int8_round_trip(x: torch.Tensor, absmax: torch.Tensor) -> torch.Tensor:
+    """Each row of ``x`` rounded onto 255 steps of its ``absmax`` / 127 and back (absmax: one per row, or one)."""
+    scale = (absmax.float() / 127).clamp_min(torch.finfo(torch.float32).tiny).expand(x.shape[0]).contiguous()
+    return torch.fake_quantize_per_channel_affine(
+        x.float(), scale, torch.zeros(x.shape[0], dtype=torch.int32), 0, -127, 127
+    )
 
 
-def activation_outliers(m, inputs: Inputs, layer: int) -> ActivationOutliers:
-    """How one huge activation ruins an 8-bit grid for the other tokens of the same layer."""
-    from llminspect.analysis.trace import capture
-
-    layer = whole_number(layer, "layer", minimum=None)
-    trace = capture(m, inputs)
-    if not 0 <= layer < trace.hidden_states.shape[0]:
-        raise InputError(f"layer={layer}: the stream has rows 0–{trace.hidden_states.shape[0] - 1}.")
-    stream = trace.hidden_states[layer].float()
+def activation_outliers(m, inputs: Inputs, layer: int, dims: int = 2) -> ActivationOutliers:
+    """What one huge token and a few huge feature dimensions do to an 8-bit grid for block ``layer``'s output."""
+    layer, dims = check_layer(m, layer), whole_number(dims, "dims")
+    name = f"layer.{layer}.output"
+    stream = run(m, inputs, keep=[name])[name][0].float().cpu()
     largest = stream.abs().amax(-1)
     outlier = int(largest.argmax())
-    others = [i for i in range(len(largest)) if i != outlier]
+    ordinary = [i for i in range(len(largest)) if i != outlier]
+    dimension_largest = stream[ordinary].abs().amax(0)
+    outlier_dims = dimension_largest.topk(min(dims, stream.shape[1] - 1)).indices
+    rest = torch.ones(stream.shape[1], dtype=torch.bool)
+    rest[outlier_dims] = False
+    kept = stream.clone()
+    kept[:, rest] = _int8_round_trip(stream[:, rest], stream[:, rest].abs().amax(-1))
 
-    def relative(back: torch.Tensor, rows: list[int]) -> list[float]:
-        return [float((back[i] - stream[i]).norm() / stream[i].norm()) for i in rows]
+    def relative(back: torch.Tensor) -> list[float]:
+        return ((back - stream).norm(dim=-1) / stream.norm(dim=-1)).tolist()
 
-    every = relative(_int8_round_trip(stream, float(largest.max())), list(range(len(largest))))
-    without = _int8_round_trip(stream[others], float(largest[others].max()))
-    errors = dict(zip(others, [float((without[j] - stream[i]).norm() / stream[i].norm()) for j, i in
-                               enumerate(others)], strict=True))  # fmt: skip
-    return ActivationOutliers(trace.tokens.labels, layer, largest.tolist(), every,
-                              [errors.get(i, float("nan")) for i in range(len(largest))], outlier)  # fmt: skip
+    return ActivationOutliers(
+        inputs.tokens.labels, layer, largest.tolist(), outlier,
+        relative(_int8_round_trip(stream, largest.max()[None])), relative(_int8_round_trip(stream, largest)),
+        relative(kept), dimension_largest.tolist(), outlier_dims.tolist(),
+    )  # fmt: skip

@@ -7,7 +7,7 @@ or a library changes.
 
 Example:
     >>> quiz = exercises("03")
-    >>> quiz.check(2, 4).verdict, quiz.check(2, 3).verdict
+    >>> quiz.check(3, 4).verdict, quiz.check(3, 3).verdict
     ('right', 'not yet')
 """
 
@@ -119,7 +119,7 @@ def _model(name: str):
 
 
 IT_SENTENCE = "The animal didn't cross the street because it was too {}"
-IT_QUESTION = "The animal didn't cross the street because it was too tired. What was too tired? The"
+RECEIVER_PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
 def _lesson_00() -> list[Exercise]:
@@ -169,7 +169,7 @@ def _lesson_01() -> list[Exercise]:
 
 def _lesson_02() -> list[Exercise]:
     def nearer_to_kitten() -> str:
-        _, vectors = embeddings.word_vectors(_model("decoder"), ["kitten", "cat", "truck"])
+        _, vectors = embeddings.word_vectors(_model("decoder"), ["kitten", "cat", "truck"], centred=True)
         cosines = embeddings.cosine_matrix(vectors)[0]
         return "cat" if cosines[1] > cosines[2] else "truck"
 
@@ -178,10 +178,11 @@ def _lesson_02() -> list[Exercise]:
         return [t.strip().lower() for t in found.tokens].index("queen") + 1
 
     return [
-        Exercise("In the decoder's embedding table, which is nearer to ' kitten' (cosine): ' cat' or ' truck'?",
-                 nearer_to_kitten, "static vectors reflect how tokens are used in text, not what they mean to us: "
-                 "a rarer token like ' kitten' is not simply placed next to ' cat'.",
-                 "read the kitten row of the cosine table."),
+        Exercise("With the decoder's embedding table centred (its mean row subtracted from every row), which is "
+                 "nearer to ' kitten' (cosine): ' cat' or ' truck'?", nearer_to_kitten,
+                 "centred, kitten–cat 0.13 and kitten–truck −0.05. Raw cosines said truck (0.52 vs 0.43) because "
+                 "kitten and truck both lean on the direction every row shares; without it, cat is nearer.",
+                 "centring removes what all tokens share: which of the two has more left in common with kitten?"),
         Exercise("Among the decoder's nearest tokens to ' king' (itself left out), at which rank is ' queen'?",
                  queen_rank, "spellings of king come first (' King', 'King', ' kings'); queen follows — before "
                  "any arithmetic.", "read the neighbours table of king."),
@@ -197,23 +198,23 @@ def _lesson_03() -> list[Exercise]:
         it = word_positions(tired.tokens, "it")
         return bool(torch.equal(tired.attentions[13, 8, it], wide.attentions[13, 8, it]))
 
-    def ablation_lowers_animal() -> bool:
-        result = _model("decoder").ablation(IT_QUESTION, " animal", [(13, 8)])
-        return result.p_after < result.p_before
+    def still_strong_under_mean() -> bool:
+        effects = _model("decoder").head_effects(RECEIVER_PROMPT, " Mary", how="mean")
+        return (1, 5) in [(layer, head) for layer, head, _ in effects.strongest(5)]
 
     return [
         Exercise("In the decoder, is the attention row of 'it' in head 13.8 the same for '…it was too tired' and "
                  "'…it was too wide'?", same_row,
                  "a decoder reads left to right: when it reads 'it', 'tired' and 'wide' have not come yet, so "
                  "nothing before 'it' differs and its row cannot differ.", "which words can 'it' see in a decoder?"),
+        Exercise("Head 1.5 is the strongest head under zero ablation for the receiver prompt (' Mary'). Is it still "
+                 "among the five strongest under mean ablation?", still_strong_under_mean,
+                 "no: under mean ablation no layer-1 head is in the top five. Zeroing 1.5 removes its average output, "
+                 "which later layers need whatever the names are; its mean keeps that, and what is left carries "
+                 "nothing about which name.", "compare the two tables of strongest heads."),
         Exercise("With a sliding window of 4, how many keys does query 10 attend to?", lambda: 4,
                  "a window of w keeps keys i − w < j ≤ i: exactly w keys once i ≥ w − 1.",
                  "count the dark squares of row 10 in the sliding-window mask."),
-        Exercise("Switch off the decoder's head 13.8 (the it → animal winner). Does p(' animal') after the question "
-                 "go down?", ablation_lowers_animal,
-                 "it does not: the head that looks right is not what the answer depends on. Attention is a "
-                 "hypothesis; switching the head off tests it.",
-                 "run decoder.ablation(question, ' animal', [(13, 8)])."),
     ]  # fmt: skip
 
 
@@ -333,9 +334,16 @@ def _lesson_08() -> list[Exercise]:
         found = {e.name: e for e in _model("decoder").precisions(texts)}
         return round(100 * found["bfloat16"].agreement, 1)
 
+    def outliers() -> object:
+        return _model("decoder").activation_outliers("The quick brown fox jumps over the lazy dog", layer=15)
+
     def others_lose_half() -> bool:
-        result = _model("decoder").activation_outliers("The quick brown fox jumps over the lazy dog", layer=15)
+        result = outliers()
         return min(e for i, e in enumerate(result.error_all) if i != result.outlier) > 0.5
+
+    def top_dimension_times_median() -> float:
+        largest = sorted(outliers().dimension_largest)
+        return round(largest[-1] / largest[len(largest) // 2], 1)
 
     return [
         Exercise("Q4_1 stores 32 weights in 16 bytes of 4-bit numbers plus two float16 numbers. Bits per weight?",
@@ -345,10 +353,15 @@ def _lesson_08() -> list[Exercise]:
                  "(within 5 points)", bfloat16_agreement,
                  "bfloat16 rounds to 8 bits of mantissa: the top token changes only where two tokens were nearly "
                  "tied.", "bfloat16 errs by a few thousandths per weight.", tolerance=5.0),
-        Exercise("After layer 15, one 8-bit scale for all tokens: do the tokens other than the sink lose more than "
-                 "half of their vector?", others_lose_half,
+        Exercise("After layer 15, one 8-bit scale for the whole tensor: do the tokens other than the sink lose more "
+                 "than half of their vector?", others_lose_half,
                  "the scale is set by a value of about 22,000, so a grid step is about 177 and most of their numbers "
                  "round to 0.", "compare a grid step (largest / 127) with the other tokens' largest values."),
+        Exercise("After layer 15, on the tokens but the sink: how many times the median dimension's largest |value| "
+                 "does the top dimension reach? (within 4)", top_dimension_times_median,
+                 "dimension 507 reaches about 125 and the median dimension 6.5: about 19 times. A per-token scale is "
+                 "set by it, so the other numbers of every token get a coarse grid.",
+                 "read the tallest bar and the median in the title, then divide.", tolerance=4.0),
     ]  # fmt: skip
 
 

@@ -57,20 +57,41 @@ def effects(found) -> HTMLView:
 
 @takes(ActivationOutliers, "m.activation_outliers(text, layer)")
 def outliers(result) -> go.Figure:
-    """Each token's error after an 8-bit round trip: one scale for all tokens vs a scale set without the outlier."""
-    labels = result.tokens
+    """Each token's error after an 8-bit round trip: one scale for the tensor, one per token, and one per token
+    with the outlier feature dimensions kept aside."""
+    labels, x = result.tokens, list(range(len(result.tokens)))
+    dims = ", ".join(str(d) for d in result.outlier_dims)
     fig = go.Figure([
-        go.Bar(x=list(range(len(labels))), y=result.error_all, name="one scale, outlier included",
-               marker_color="#e03131", customdata=result.largest,
-               hovertemplate="largest |activation| %{customdata:.0f}: error %{y:.1%}<extra></extra>"),
-        go.Bar(x=list(range(len(labels))), y=result.error_without, name="scale set without the outlier",
-               marker_color="#364fc7", hovertemplate="error %{y:.1%}<extra></extra>"),
+        go.Bar(x=x, y=result.error_all, name="one scale for all tokens", marker_color="#e03131",
+               customdata=result.largest,
+               hovertemplate="largest |activation| %{customdata:,.0f}: error %{y:.1%}<extra></extra>"),
+        go.Bar(x=x, y=result.error_per_token, name="one scale per token", marker_color="#364fc7",
+               hovertemplate="error %{y:.2%}<extra></extra>"),
+        go.Bar(x=x, y=result.error_dims_kept, name=plotly_text(f"per token, dims {dims} kept in 16 bits"),
+               marker_color="#2f9e44", hovertemplate="error %{y:.2%}<extra></extra>"),
     ])  # fmt: skip
     outlier = labels[result.outlier]
     fig.update_layout(
-        title=plotly_text(f"8-bit residual stream after layer {result.layer}: {outlier!r} reaches "
-                          f"{result.largest[result.outlier]:,.0f}; the others lose"),  # fmt: skip
+        title=plotly_text(f"8-bit residual stream after block {result.layer}: {outlier!r} reaches "
+                          f"{result.largest[result.outlier]:,.0f}"),  # fmt: skip
         xaxis=tick_labels(labels), yaxis={"title": "relative error of the token's vector", "tickformat": ".0%"},
         barmode="group", height=380, **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+@takes(ActivationOutliers, "m.activation_outliers(text, layer)")
+def dimensions(result) -> go.Figure:
+    """Each feature dimension's largest |value| over the ordinary tokens (the sink left out): a few stand out."""
+    largest = result.dimension_largest
+    colours = ["#e03131" if d in result.outlier_dims else "#868e96" for d in range(len(largest))]
+    median = sorted(largest)[len(largest) // 2]
+    fig = go.Figure(go.Bar(x=list(range(len(largest))), y=largest, marker_color=colours,
+                           hovertemplate="dimension %{x}: largest |value| %{y:.1f}<extra></extra>"))  # fmt: skip
+    fig.update_layout(
+        title=plotly_text(f"after block {result.layer}, tokens but {result.tokens[result.outlier]!r}: "
+                          + ", ".join(f"dimension {d} reaches {largest[d]:.0f}" for d in result.outlier_dims)
+                          + f"; the median dimension {median:.1f}"),  # fmt: skip
+        xaxis={"title": "feature dimension"}, yaxis={"title": "largest |value|"}, height=320, **_LAYOUT,
     )  # fmt: skip
     return fig
