@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+# quiz checks (teaching.progress) land in a file of this session's, never in the real home's progress
+os.environ.setdefault("LLMINSPECT_PROGRESS", os.path.join(tempfile.mkdtemp(prefix="llminspect-"), "progress.jsonl"))
 
 import pytest  # noqa: E402
 

@@ -116,7 +116,7 @@ def test_a_lesson_handout_draws_every_view_with_the_network_off(browser, tmp_pat
         explorers: [...document.querySelectorAll('iframe')].filter(f =>
             f.contentDocument && Number(f.contentDocument.getElementById('explorer')?.dataset.drawn) > 0).length,
         bertviz: document.querySelectorAll('#bertviz svg, [id^=bertviz] svg').length,
-        prose: document.body.innerText.includes('Test the hypothesis: switch the head off'),
+        prose: document.body.innerText.includes('Test a hypothesis: switch heads off'),
     })""")
     assert report["figures"] >= 4 and report["drawn"] == report["figures"], report
     assert report["explorers"] >= 3 and report["bertviz"] >= 1 and report["prose"], report

@@ -26,6 +26,7 @@ from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, weight_bytes
 from llminspect.analysis.sampling import Knobs
 from llminspect.errors import LLMInspectError
 from llminspect.inspector import load
+from llminspect.teaching import progress
 from llminspect.views.exercises import feedback, questions
 
 
@@ -101,10 +102,13 @@ class Quiz:
         """Right or not yet (with a hint); never shows the answer."""
         item = self._item(number)
         if guess is None:
-            return Feedback("no answer", f"Exercise {number}: replace None with your prediction. {item.question}")
-        if item.matches(guess):
-            return Feedback("right", f"✔ Exercise {number}: right. quiz.reveal({number}) says why.")
-        return Feedback("not yet", f"✘ Exercise {number}: not yet. Hint: {item.hint}")
+            said = Feedback("no answer", f"Exercise {number}: replace None with your prediction. {item.question}")
+        elif item.matches(guess):
+            said = Feedback("right", f"✔ Exercise {number}: right. quiz.reveal({number}) says why.")
+        else:
+            said = Feedback("not yet", f"✘ Exercise {number}: not yet. Hint: {item.hint}")
+        progress.record(self.lesson, number, "predict", said.verdict)
+        return said
 
     def reveal(self, number: int) -> Feedback:
         """The answer and the reason."""
