@@ -4,12 +4,14 @@ An attention picture or an attribution is a hypothesis about what a model uses. 
 tests it: change one thing inside the model, run it again, compare.
 
 - ``heads_off(m, heads)``: inside the ``with`` block, each chosen head's output is zero (*zero
-  ablation*) or its mean over a reference text (*mean ablation*, ``means=head_means(m, text)``).
+  ablation*) or its mean over the positions of a text you choose (*mean ablation*,
+  ``means=head_means(m, inputs)``; ``m.heads_off(heads, how="mean", reference=text)``).
   A head's output is its slice of what the attention's output projection reads (``o_proj`` in a
   Llama, ``out_proj`` in BART, ``attention.output.dense`` in BERT): heads are joined there, each
   ``head_dim`` numbers wide, so the slice is exactly that head's ``weights · v``.
 - ``ablation``: a decoder's probability of an answer, and its top tokens, with and without heads.
 - ``head_effects``: every head switched off alone: how much log p(answer) moves.
+  Both average a mean-ablated head over the prompt's own positions: they take no other text.
 - ``patching``: *activation patching*. Run the corrupted prompt, but after block ``l`` put back the
   clean prompt's residual stream at one position: where p(answer) comes back, that position at
   that depth carries what the corruption removed.
@@ -109,18 +111,24 @@ class Ablation:
 
 
 def means_for(m, inputs: Inputs | None, how: str) -> list[torch.Tensor] | None:
-    """What switched-off heads give: None (zeros) for ``how="zero"``, their mean over ``inputs`` for "mean"."""
+    """What switched-off heads give: None (zeros) for ``how="zero"``, for "mean" each head's output averaged
+    over the positions of ``inputs`` — the prompt itself for ``ablation`` and ``head_effects``, the text
+    ``reference=`` for ``Inspector.heads_off`` (the only caller that can pass None)."""
     if how not in ("zero", "mean"):
         raise InputError(f"how={how!r}: a head is switched off to 'zero' or to its 'mean' over a text.")
     if how == "zero":
         return None
     if inputs is None:
-        raise InputError('how="mean" needs reference= (a text whose mean head outputs replace the heads).')
+        raise InputError(
+            'how="mean" needs a text to average each head over: m.heads_off(heads, how="mean", '
+            'reference="some text"). (m.ablation and m.head_effects average over their own prompt.)'
+        )
     return head_means(m, inputs)
 
 
 def ablation(m, inputs: Inputs, answer: str, heads: Iterable[tuple[int, int]], how: str = "zero", k: int = 5):
-    """p(``answer``) and the top ``k`` next tokens with all heads, then with ``heads`` switched off."""
+    """p(``answer``) and the top ``k`` next tokens with all heads, then with ``heads`` switched off: zeroed, or
+    (``how="mean"``) each replaced by its mean output over the positions of this same prompt."""
     m.require_decoder("Head ablation")
     heads = head_pairs(heads)
     answer_id = single_token(m.tokenizer, answer)
@@ -172,7 +180,10 @@ class HeadEffects:
 
 
 def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffects:
-    """Switch every head off alone and record the change of log p(``answer``): one row of a batch each."""
+    """Switch every head off alone and record the change of log p(``answer``): one row of a batch each.
+
+    ``how="mean"`` gives a head its mean output over the positions of this same prompt (no other text).
+    """
     m.require_decoder("Head ablation")
     stack = sites_of(m).architecture.writer
     names = [_heads_site(m, layer) for layer in range(stack.layers)]
