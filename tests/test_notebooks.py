@@ -38,6 +38,10 @@ CLAIMS = {
         ("Llama 3's 128,256 pieces", r"llama-3-8b 128,256"),
         ("the first merge joins h and e", r"\[\('h', 'e'\), \('e', 'r'\)"),
         ("readers falls into fewer pieces", r"0 merges r e a d e r s .*?200 merges read ers"),
+        ("WordPiece: colour ##ing, color ##ization, rec ##olo ##ring; both BPEs: col ouring, ␣color ization, ␣recol "
+         "oring", r"WordPiece \d+ tokens \[CLS\] colour ##ing , color ##ization , rec ##olo ##ring \[SEP\] "
+         r"decoder · byte-level BPE \d+ tokens col ouring , ␣color ization , ␣recol oring "
+         r"Whisper · GPT-2 BPE \d+ tokens .*?col ouring , ␣color ization , ␣recol oring"),
     ],
     "02_embeddings": [
         ("queen comes first, cosine about 0.7", r"king \+ woman - man .*?1 ␣queen 0\.7\d\d"),

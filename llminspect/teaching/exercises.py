@@ -159,15 +159,15 @@ def _lesson_01() -> list[Exercise]:
                  "its [CLS] and [SEP] included?", lambda: len(_model("encoder").tokenize("The child's coloring book.")),
                  "WordPiece cuts off the apostrophe, the s and the full stop; the encoder adds [CLS] and [SEP].",
                  "count the chips of the encoder's row, dashed special tokens too."),
-        Exercise("How many tokens does the decoder (SmolLM2) split ' unbelievably' into?",
-                 lambda: without_specials("decoder", " unbelievably"),
-                 "byte-level BPE keeps frequent words whole and cuts rarer ones into a few frequent pieces.",
-                 "try decoder.tokenize(' unbelievably') after predicting; count the chips."),
         Exercise("The parrot 🦜 is 4 bytes in UTF-8. How many tokens does the decoder make of it?",
                  lambda: without_specials("decoder", "🦜"),
                  "SmolLM2 has no token for the whole emoji; its vocabulary holds a piece of its first bytes, so "
                  "fewer tokens than bytes. Whisper's GPT-2 BPE also falls back to pieces of bytes.",
                  "look at the orange-bordered chips: each shows the bytes it holds."),
+        Exercise("How many tokens does the decoder (SmolLM2) split ' unbelievably' into?",
+                 lambda: without_specials("decoder", " unbelievably"),
+                 "byte-level BPE keeps frequent words whole and cuts rarer ones into a few frequent pieces.",
+                 "try decoder.tokenize(' unbelievably') after predicting; count the chips."),
     ]  # fmt: skip
 
 
