@@ -42,7 +42,7 @@ class WordVectors:
     contexts: list[str]
     pieces: list[list[str]]  # the tokens pooled for the word in each context
     static: torch.Tensor  # [hidden]: the mean of its tokens' rows in the input embedding table
-    layers: torch.Tensor  # [contexts, layers + 1, hidden]; layer 0 is the embedding output
+    layers: torch.Tensor  # [contexts, layers + 1, hidden]; index 0: the embeddings, L + 1: after layer L
 
     def similarity(self) -> torch.Tensor:
         """Cosine similarity between contexts at every layer: [layers + 1, contexts, contexts]."""
@@ -167,6 +167,9 @@ def word_vectors(m, words: list[str], centred: bool = False) -> tuple[list[list[
 
 def sentence_vectors(m, sentences: list[str], pooling: str = "mean", layer: int = -1) -> torch.Tensor:
     """One vector per sentence from a layer's hidden states: [sentences, hidden].
+
+    ``layer`` indexes the hidden states, not the blocks: 0 is the embeddings, L + 1 the stream after
+    layer L (site ``layer.L.output``), -1 (the default) the last layer's output.
 
     ``mean`` averages every token, special ones included (how all-MiniLM-L6-v2 was trained to be
     used); ``cls`` takes the first token (BERT's [CLS]); ``last`` the final token (what a decoder

@@ -31,10 +31,13 @@ def layer_similarity(word_vectors) -> go.Figure:
     """Cosine between a word's vectors in each pair of contexts, layer by layer (a WordVectors).
 
     The static vectors of a word are one and the same row of the embedding table, so their cosine
-    is 1 in every context: the dashed line.
+    is 1 in every context: the dashed line. The x axis counts as the whole course does: the first
+    point is the embeddings (before layer 0), then the stream after layer 0, 1, … (hidden state
+    L + 1 is the stream leaving block L, site ``layer.L.output``).
     """
     similarity = word_vectors.similarity()
     layers = list(range(similarity.shape[0]))
+    names = ["emb."] + [str(layer) for layer in layers[:-1]]
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -50,7 +53,7 @@ def layer_similarity(word_vectors) -> go.Figure:
         fig.add_trace(go.Scatter(x=layers, y=similarity[:, a, b].tolist(), name=name, mode="lines+markers"))
     fig.update_layout(
         title=plotly_text(f"“{word_vectors.word}” in different contexts: cosine similarity per layer"),
-        xaxis_title="layer (0 = embedding output)",
+        xaxis={"title": "after layer (emb. = the embeddings, before layer 0)", "tickvals": layers, "ticktext": names},
         yaxis_title="cosine similarity",
         legend={"orientation": "h", "y": -0.25},
         height=420,
