@@ -248,15 +248,17 @@ def test_lesson_03_encoder_head_3_1_follows_the_deciding_word_on_one_pair_only(e
         assert row["head 3.1"] == f"{float(weights[0][3, 1]):.2f} → {float(weights[1][3, 1]):.2f}"
 
 
-QUESTIONS = [  # the first three pronoun pairs asked as questions: (question, the two nouns as answers)
+QUESTIONS = [  # the four pronoun pairs asked as questions: (question, the two nouns as answers)
     ("The animal didn't cross the street because it was too {0}. What was too {0}? The", " animal", " street"),
     ("The trophy didn't fit in the suitcase because it was too {0}. What was too {0}? The", " trophy", " suit"),
     ("The man couldn't lift his son because he was so {0}. Who was so {0}? The", " man", " son"),
-]  # " suit": suitcase's first token
+    ("The city council refused the demonstrators a permit because they {0} violence. Who {0} violence, the council "
+     "or the demonstrators? The", " council", " demonstr"),
+]  # " suit", " demonstr": the first tokens of suitcase and demonstrators
 
 
 def test_lesson_03_the_decoder_does_not_resolve_the_pronoun(decoder):
-    for (question, first, other), (*_, end_first, end_other) in zip(QUESTIONS, PRONOUN_PAIRS[:3], strict=True):
+    for (question, first, other), (*_, end_first, end_other) in zip(QUESTIONS, PRONOUN_PAIRS, strict=True):
         chances = [decoder.answer_probabilities(question.format(end), [first, other]) for end in (end_first, end_other)]
         for found in chances:  # the same noun wins whichever word decides: it copies, it does not resolve
             assert found[first] > found[other], (question, chances)
