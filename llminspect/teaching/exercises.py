@@ -290,12 +290,16 @@ def _lesson_06() -> list[Exercise]:
                              key=lambda s: s.output.numel()).name,
                  "the LM head scores every one of the 49,152 vocabulary entries at every position.",
                  "which step's output has a vocabulary-sized dimension?", accept=("LM head", "the LM head", "head")),
-        Exercise("Through the logit lens, where does ' Paris' rank after 'The capital of France is' at layer 15?",
-                 rank_band_at_layer_15, "halfway up, the lens does not see Paris at all: this small model commits "
-                 "in its last few layers.", "read the answer-rank chart at layer 15.",
+        Exercise("Through the logit lens, where does ' Paris' rank after 'The capital of France is', after layer 15?",
+                 rank_band_at_layer_15, "halfway up, Paris ranks in the thousands: through the lens, this model "
+                 "shows the answer only in its last layers, after layer 23 (on this prompt and the suite's other "
+                 "capitals). The lens reads what the head would say; a layer may know more than it shows.",
+                 "read the answer-rank chart at layer 15.",
                  ["a) top 10", "b) 11 to 100", "c) 101 to 1,000", "d) beyond 1,000"]),
         Exercise("For 'The Eiffel Tower is in the city of', from which layer on is ' Paris' the lens's top token?",
-                 first_layer_with_paris, "small models commit late: the answer surfaces only in the last layers.",
+                 first_layer_with_paris, "as on the capitals, the lens shows Paris on top only in this model's last "
+                 "layers (it ranks in the thousands through layer 22). That is this model through this lens, not a "
+                 "law of small models: one lens on one model cannot say that.",
                  "run decoder.logit_lens(text, answer=' Paris') and read the rank chart.", tolerance=0),
     ]  # fmt: skip
 
