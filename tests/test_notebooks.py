@@ -105,6 +105,11 @@ CLAIMS = {
             r"after layers 15, 22, 23, 29: \[2\d\d\d, 2\d\d\d, 39\d, 1\]",
         ),
         ("every opened step equals the model", r"(= .*?largest gap \d\.\de-0[5-9].*?){6}"),
+        ("MLP 23 silenced: Paris 77 -> 73 %, Berlin 80 -> 71 %, Tokyo 70 -> 62 %; attention 23 silenced: 5-13 %",
+         r"p\(Paris\): as it is 77% \| MLP 23 silenced 7[34]% \| attention 23 silenced (9|1[0-3])% \| MLP 29 "
+         r"silenced \d+%.*?p\(Berlin\): as it is 80% \| MLP 23 silenced 7[01]% \| attention 23 silenced "
+         r"([5-9]|1[0-3])% \| MLP 29 silenced \d+%.*?p\(Tokyo\): as it is 70% \| MLP 23 silenced 6[12]% \| "
+         r"attention 23 silenced ([5-9]|1[0-3])%"),
     ],
     "07_model_anatomy": [
         ("Mixtral 46.7B, 12.9B active", r"Mixtral-8x7B .*? 46\.70B .*?12\.88B"),
@@ -309,3 +314,90 @@ def test_lesson_08_per_token_scales_fix_the_sink_and_two_dimensions_stand_out(de
             assert all(found.error_dims_kept[i] < found.error_per_token[i] for i in others)
             median = sorted(found.dimension_largest)[len(found.dimension_largest) // 2]
             assert found.outlier_dims == [507, 247] and found.dimension_largest[507] > 10 * median
+
+
+SINK_TEXTS = ["The capital of France is", "The quick brown fox jumps over the lazy dog",  # lessons 04's and 06's
+              "The best thing about AI is its ability to"]  # fmt: skip
+
+
+def test_lessons_00_and_04_most_heads_but_not_the_first_layers_park_on_the_first_token(decoder):
+    for index, text in enumerate(SINK_TEXTS):
+        attentions = decoder.trace(text).attentions  # [layers, heads, queries, keys]
+        on_first = attentions[:, :, 1:, 0].mean(-1)  # each head's weight on token 0, averaged over queries >= 1
+        share, first_layers = float((on_first > 0.5).float().mean()), on_first[:2].mean(1).tolist()
+        assert share > 0.75 and max(first_layers) < 0.5, (text, share, first_layers)
+        if index == 0:  # lesson 04's numbers: 228 of 270 heads; layers 0 and 1 average 0.42 and 0.31
+            assert int((on_first > 0.5).sum()) == 228 and on_first.numel() == 270
+            assert first_layers == pytest.approx([0.42, 0.31], abs=0.01)
+    trip = decoder.journey(SINK_TEXTS[0])  # the whole journey's head 15.0: the last token on "The"
+    assert next(s.numbers[0] for s in trip.stages if s.name == "attention") == pytest.approx(0.93, abs=0.005)
+
+
+CAPITALS = [("France", " Paris"), ("Germany", " Berlin"), ("Japan", " Tokyo")]  # lessons 04 and 06's, two more
+
+
+@pytest.mark.slow  # six integrated-gradients runs of 50 steps
+def test_lesson_04_each_baseline_tells_its_own_story_on_two_more_capitals(decoder):
+    for country, capital in CAPITALS[1:]:  # France's three stories are the lesson's own claims (CLAIMS above)
+        prompt, first = f"The capital of {country} is", {}
+        for baseline in ("pad", "unk", "zero"):
+            found = decoder.importance(prompt, capital, baseline=baseline, internal_batch_size=50)
+            order = found.scores[0].argsort(descending=True).tolist()
+            first[baseline] = [found.sources[i].replace("␣", "") for i in order]
+        assert first["pad"][0] == "The" and first["zero"][0] == "capital", (country, first)
+        assert first["unk"][:2] == ["capital", country], (country, first)
+
+
+def test_lesson_04_feature_ablation_ranks_is_first_then_the_country_and_capital(decoder):
+    for country, capital in CAPITALS:
+        found = decoder.importance(f"The capital of {country} is", capital, "feature_ablation")
+        order = [found.sources[i].replace("␣", "") for i in found.scores[0].argsort(descending=True).tolist()]
+        assert order[0] == "is" and set(order[1:3]) == {"capital", country}, (country, order)
+
+
+@pytest.mark.slow  # three sweeps of 30 blocks x 5 positions
+def test_lesson_04_patching_the_country_through_block_22_then_the_last_token(decoder):
+    for country, capital in CAPITALS:
+        found = decoder.patching(f"The capital of {country} is", "The capital of Italy is", capital)
+        assert found.blocks_restoring(3) == list(range(23)), (country, found.blocks_restoring(3))
+        assert found.blocks_restoring(4) == list(range(23, 30)), (country, found.blocks_restoring(4))
+
+
+AI = "The best thing about AI is its ability to"  # lesson 05's prompt
+
+
+def test_lesson_05_generate_samples_among_50_only_when_told_to_sample(decoder):
+    from llminspect.analysis.sampling import Knobs
+
+    assert not decoder.model.generation_config.do_sample  # without do_sample=True, generate is greedy
+    knobs = Knobs.from_generate(decoder.model)  # do_sample=True and nothing else
+    assert knobs.top_k == 50 and decoder.sampling(AI).stages(knobs)[-1].kept == 50
+
+
+def test_lesson_06_the_lens_shows_each_capital_only_after_layer_23_and_on_top_after_29(decoder):
+    for country, capital in CAPITALS:
+        lens = decoder.logit_lens(f"The capital of {country} is", answer=capital)
+        rank = [int(r) for r in lens.answer_rank[:, -1]]  # row 0: the embeddings, row L + 1: after layer L
+        assert min(rank[:24]) > 1000, (country, rank)  # beyond 1,000th through layer 22
+        assert rank[24] < rank[23] / 4, (country, rank)  # the jump after layer 23
+        assert lens.first_layer_with_answer_on_top() == "layer 29" and rank[29] > 1, (country, rank)
+
+
+def silence(added):
+    return added * 0
+
+
+def test_lesson_06_attention_23_carries_the_capital_its_mlp_hardly_and_mlp_0_breaks_every_prompt_tried(decoder):
+    def p(prompt, answer, site=None):
+        edit = {} if site is None else {site: silence}
+        return float(decoder.run(prompt, edit=edit).logits[0, -1].softmax(-1)[decoder.tokenize(answer).ids[0]])
+
+    for country, capital in CAPITALS:
+        prompt = f"The capital of {country} is"
+        sites = (None, "layer.23.mlp.output", "layer.23.attention.output", "layer.29.mlp.output", "layer.0.mlp.output")
+        found = {site: p(prompt, capital, site) for site in sites}
+        assert found["layer.23.mlp.output"] > 0.85 * found[None], (country, found)
+        assert found["layer.23.attention.output"] < 0.15 and found["layer.29.mlp.output"] < 0.15, (country, found)
+        assert found["layer.0.mlp.output"] < 0.01, (country, found)
+    fox = "The quick brown fox jumps over the lazy"  # the control: MLP 0 silenced breaks an unrelated prompt too
+    assert p(fox, " dog") > 0.8 and p(fox, " dog", "layer.0.mlp.output") < 0.01
