@@ -223,3 +223,33 @@ def nudge_first_slider(page) -> tuple[str, str]:
         if after != before:
             break
     return before, after
+
+
+CELL_INDEX = """(marker) => window.jupyterapp.shell.currentWidget.content.widgets
+  .findIndex(cell => cell.model.sharedModel.getSource().includes(marker))"""
+
+
+def write_in_cell(page, marker: str, text: str) -> int:
+    """Replace, by typing in JupyterLab's editor, the source of the first cell containing ``marker``; run it
+    and the cell after it (the check); return the index of the edited cell."""
+    index = page.evaluate(CELL_INDEX, marker)
+    assert index >= 0, f"no cell contains {marker!r}"
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    before = cells.nth(index + 1).locator(".jp-InputArea-prompt").inner_text()
+    cells.nth(index).scroll_into_view_if_needed()
+    cells.nth(index).locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)  # as a learner pastes it: no auto-indent on the way in
+    page.keyboard.press("Shift+Enter")  # run the definition; the check cell below is selected
+    page.keyboard.press("Shift+Enter")  # run the check
+    page.wait_for_function("""([i, before]) => { const p = window.jupyterapp.shell.currentWidget;
+        const prompt = p.content.widgets[i + 1].node.querySelector('.jp-InputArea-prompt').innerText.trim();
+        return p.sessionContext.session.kernel.status === 'idle' && /^\\[\\d+\\]/.test(prompt)
+            && prompt !== before.trim(); }""", arg=[index, before], timeout=120_000)  # fmt: skip
+    return index
+
+
+def output_text(page, index: int) -> str:
+    """The text of cell ``index``'s outputs as the page shows them."""
+    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea").inner_text()

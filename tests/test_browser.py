@@ -22,10 +22,12 @@ from lab_browser import (
     STATE,
     Requests,
     nudge_first_slider,
+    output_text,
     run_notebook,
     running_lab,
     switch_explorer_head,
     unrun_cells,
+    write_in_cell,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +94,39 @@ def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
         assert report["clientDrawn"] >= report["explorers"], report
         before, after = switch_explorer_head(page)
         assert after != before, "picking another head in the attention explorer changed nothing"
+    if notebook.stem in WRITTEN_IN_THE_BROWSER:
+        write_exercises_as_a_learner(page, WRITTEN_IN_THE_BROWSER[notebook.stem])
     assert requests.outside == [], requests.outside
     assert any(f"127.0.0.1:{lab.port}" in url for url in requests.urls)
     page.close()
+
+
+# A learner fills in a code exercise in JupyterLab: first with a common slip, then right.
+BLOCK_SLIP = """def block_parameters(config):
+    hidden, inner = config.hidden_size, config.intermediate_size
+    return 4 * hidden * hidden + 3 * hidden * inner + 2 * hidden
+"""
+BLOCK_RIGHT = """def block_parameters(config):
+    hidden, heads, kv = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+    d = hidden // heads
+    attention = 2 * hidden * heads * d + 2 * hidden * kv * d
+    if getattr(config, "attention_bias", False):
+        attention += hidden + 2 * kv * d + hidden
+    mlp = 3 * hidden * config.intermediate_size
+    if getattr(config, "mlp_bias", False):
+        mlp += 2 * config.intermediate_size + hidden
+    return attention + mlp + 2 * hidden
+"""
+WRITTEN_IN_THE_BROWSER = {"07_model_anatomy": [
+    (BLOCK_SLIP, "forgetting grouped-query attention"), (BLOCK_RIGHT, "right on 5 cases")]}
+
+
+def write_exercises_as_a_learner(page, attempts):
+    """Type each attempt into the exercise's stub cell, run it and its check, and read the verdict shown."""
+    for source, verdict in attempts:
+        index = write_in_cell(page, source.split("(")[0] + "(", source)
+        shown = output_text(page, index + 1)
+        assert verdict in shown, shown
 
 
 def test_a_lesson_handout_draws_every_view_with_the_network_off(browser, tmp_path):
