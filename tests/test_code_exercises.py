@@ -77,6 +77,8 @@ SAMPLING = {
                                                                       torch.topk(x / t, k).values), p), -1),
     "a top-k that keeps one token too many": lambda x, t, k, p: torch.softmax(_top_p(
         x / t if k == 0 else _top_k(x / t, k + 1), p), -1),
+    "setting cut scores to 0 instead of -inf": lambda x, t, k, p: torch.softmax(torch.where(
+        _top_p(_top_k(x / t, k), p) == -float("inf"), 0.0, x / t), -1),
     "forgetting to renormalise after the cuts": lambda x, t, k, p: torch.softmax(x / t, -1) * (
         _top_p(_top_k(x / t, k), p) > -float("inf")),
     "returning scores instead of probabilities": lambda x, t, k, p: _top_p(_top_k(x / t, k), p),
@@ -147,6 +149,11 @@ Q8_0 = {
     "truncating instead of rounding": lambda b: _q8(b, b.abs().max() / 127, torch.trunc),
     "rounding halves to even (torch.round)": lambda b: _q8(b, b.abs().max() / 127, torch.round),
     "keeping the scale in float32": lambda b: _q8(b, b.abs().max() / 127, _away, torch.float32),
+    "rounding halves up": lambda b: _q8(b, b.abs().max() / 127, lambda x: torch.floor(x + 0.5)),
+    "dequantizing with the unrounded scale": lambda b: (lambda scale, q, _: (scale, q, q.float() * (
+        b.abs().max() / 127)))(*_q8(b, b.abs().max() / 127, _away)),
+    "multiplying in float16": lambda b: (lambda scale, q, _: (scale, q, torch.tensor(scale).half() * q.half()))(
+        *_q8(b, b.abs().max() / 127, _away)),
 }
 
 
@@ -320,6 +327,43 @@ def test_a_wrong_shape_is_named_with_both_shapes():
     exercise = BY_NAME["attention_head"]
     said = exercise.check(4, lambda q, k, v: 2 * [exercise.reference(q, k, v)[0]])  # the weights twice
     assert "the output: the shape is (12, 12) where (12, 64) is expected" in said.text
+
+
+def test_a_function_that_changes_its_input_cannot_change_the_cases():
+    exercise = BY_NAME["bpe_merge"]
+
+    def emptying(pieces, pair):  # right, but it eats its input
+        merged = []
+        while pieces:
+            piece = pieces.pop(0)
+            if merged and (merged[-1], piece) == tuple(pair) and not getattr(emptying, "joined", False):
+                merged[-1] += piece
+                emptying.joined = True
+            else:
+                merged.append(piece)
+                emptying.joined = False
+        return merged
+
+    for _ in range(2):
+        assert exercise.check(1, emptying).verdict == "right"
+    assert exercise.check(1, lambda pieces, pair: tuple(exercise.reference(pieces, pair))).verdict == "right"
+    assert exercise.check(1, exercise.reference).verdict == "right"
+
+
+def test_a_mistake_is_named_only_when_it_also_agrees_where_the_learner_is_right():
+    def q_k_v_biases_only(config):  # o's missing bias is hidden-sized: one norm's worth, on one case only
+        total = BY_NAME["block_parameters"].reference(config)
+        return total - config.hidden_size if getattr(config, "attention_bias", False) else total
+
+    said = BY_NAME["block_parameters"].check(3, q_k_v_biases_only)
+    assert said.verdict == "not yet" and "counting one norm" not in said.text
+
+
+def test_a_numpy_array_of_rows_counts_as_a_list():
+    import numpy as np
+
+    exercise = BY_NAME["nearest_rows"]
+    assert exercise.check(2, lambda t, i, k: np.array(exercise.reference(t, i, k))).verdict == "right"
 
 
 def test_a_stub_is_only_a_body_of_dots_or_pass():

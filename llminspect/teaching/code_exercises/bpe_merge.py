@@ -20,7 +20,7 @@ MERGES = 200
 
 
 def merge(pieces, pair):
-    """``pieces`` with every neighbouring ``pair`` joined into one piece, read left to right."""
+    """`pieces` with every neighbouring `pair` joined into one piece, read left to right."""
     merged, i = [], 0
     while i < len(pieces):
         if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == tuple(pair):
@@ -33,12 +33,14 @@ def merge(pieces, pair):
 
 
 def split_with(merges: list[tuple[str, str]], word: str):
-    """A driver: the word's letters, then the learner's ``merge`` with each learned merge in order."""
+    """A driver: the word's letters, then the learner's `merge` with each learned merge in order."""
 
     def drive(function):
         pieces = list(word)
         for pair in merges:
             pieces = function(pieces, pair)
+            if isinstance(pieces, tuple):
+                pieces = list(pieces)
             if not isinstance(pieces, list):
                 return pieces  # None or another type: reported as such
         return pieces

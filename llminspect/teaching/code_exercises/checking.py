@@ -22,7 +22,9 @@ Example:
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
+import sysconfig
 import textwrap
 import traceback
 from collections.abc import Callable
@@ -32,6 +34,7 @@ from pathlib import Path
 from llminspect.teaching.code_exercises.comparing import Difference, difference, expected_kind, largest_gap
 
 PACKAGE = Path(__file__).resolve().parents[2]  # llminspect/: frames from here are the checker's, not the learner's
+LIBRARIES = (str(PACKAGE), sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"])
 
 
 @dataclass
@@ -80,6 +83,7 @@ class CodeExercise:
     absolute: float | None = None
     parts: tuple[str, ...] = ()  # names of a returned tuple's parts
     hint: str = ""  # for a wrong answer no mistake explains
+    if_not_finite: str = ""  # ... when that wrong answer holds inf or nan
     _built: list[Case] | None = field(default=None, repr=False)
     _mistaken: dict = field(default_factory=dict, repr=False)
 
@@ -110,43 +114,53 @@ class CodeExercise:
             try:
                 got = case.run(function)
             except Exception as error:  # the learner's own error, shown short: never a crash of the checker
-                return Verdict("raised", f"✘ Exercise {number}: your function raised on {case.label}:\n"
+                return Verdict("raised", f"✘ Exercise {number}: your function raised on the case “{case.label}”:\n"
                                          f"{learner_traceback(error)}")  # fmt: skip
             outcomes.append((case, got, difference(got, case.expected, self.tolerance, self.parts, self.absolute)))
-        wrong = [outcome for outcome in outcomes if outcome[2] is not None]
-        if wrong:
-            return self._wrong(number, wrong)
+        if any(found is not None for _, _, found in outcomes):
+            return self._wrong(number, outcomes)
         gaps = "; ".join(f"{case.label}: {_gap(largest_gap(got, case.expected))}" for case, got, _ in outcomes)
         return Verdict("right", f"✔ Exercise {number}: right on {len(outcomes)} cases — {gaps} (tolerance "
                                 f"{self.tolerance:g}). quiz.reveal({number}) shows a reference solution.")  # fmt: skip
 
-    def _wrong(self, number: int, wrong: list[tuple[Case, object, Difference]]) -> Verdict:
-        case, got, found = wrong[0]
+    def _wrong(self, number: int, outcomes: list[tuple[Case, object, Difference | None]]) -> Verdict:
+        case, got, found = next(outcome for outcome in outcomes if outcome[2] is not None)
+        where = f"✘ Exercise {number}: not yet. Case “{case.label}”:"
         if got is None:
-            return Verdict("not yet", f"✘ Exercise {number}: your function returned None — does it end with "
-                                      f"return? It should return {expected_kind(case.expected)}.")  # fmt: skip
-        mistake = self.recognise(wrong)
+            return Verdict("not yet", f"{where} your function returned None — does it end with return? It "
+                                      f"should return {expected_kind(case.expected)}.")  # fmt: skip
+        mistake = self.recognise(outcomes)
         if mistake is not None:
-            return Verdict("mistake", f"✘ Exercise {number}: not yet — on {case.label} your result is what "
-                                      f"{mistake.name} gives. Hint: {mistake.hint}", mistake.name)  # fmt: skip
-        hint = f" Hint: {self.hint}" if self.hint else ""
-        return Verdict("not yet", f"✘ Exercise {number}: not yet — on {case.label}, {found.text}.{hint}")
+            return Verdict("mistake", f"{where} your result is what {mistake.name} gives. Hint: {mistake.hint}",
+                           mistake.name)  # fmt: skip
+        hint = self.if_not_finite if found.kind == "not finite" and self.if_not_finite else self.hint
+        return Verdict("not yet", f"{where} {found.text}." + (f" Hint: {hint}" if hint else ""))
 
-    def recognise(self, wrong: list[tuple[Case, object, Difference]]) -> Mistake | None:
-        """The mistake that gives the learner's result on every case they got wrong (and is wrong there itself)."""
+    def recognise(self, outcomes: list[tuple[Case, object, Difference | None]]) -> Mistake | None:
+        """The mistake that gives the learner's result on every case: wrong where they are wrong, right where
+        they are right (the cases they got wrong are tried first: most mistakes fail there at once)."""
+        wrong = [(case, got) for case, got, found in outcomes if found is not None]
+        right = [case for case, _, found in outcomes if found is None]
         for mistake in self.mistakes:
-            if all(self._explains(mistake, case, got) for case, got, _ in wrong):
+            if all(self._explains(mistake, case, got) for case, got in wrong) and all(
+                    self._mistaken_value(mistake, case) is not None and difference(
+                        self._mistaken_value(mistake, case), case.expected, self.tolerance, self.parts,
+                        self.absolute) is None for case in right):  # fmt: skip
                 return mistake
         return None
 
-    def _explains(self, mistake: Mistake, case: Case, got) -> bool:
+    def _mistaken_value(self, mistake: Mistake, case: Case):
+        """What ``mistake`` gives on ``case`` (None if it cannot run there), computed once."""
         key = (id(case), mistake.name)
         if key not in self._mistaken:
             try:
                 self._mistaken[key] = case.run(mistake.made)
             except Exception:  # a mistake that cannot even run on this case cannot be the learner's
                 self._mistaken[key] = None
-        mistaken = self._mistaken[key]
+        return self._mistaken[key]
+
+    def _explains(self, mistake: Mistake, case: Case, got) -> bool:
+        mistaken = self._mistaken_value(mistake, case)
         if mistaken is None or difference(mistaken, case.expected, self.tolerance, self.parts, self.absolute) is None:
             return False  # this mistake gives the right answer here: it cannot explain a wrong one
         return difference(got, mistaken, max(self.tolerance, 1e-4), self.parts, self.absolute) is None
@@ -161,10 +175,17 @@ def _gap(size: float) -> str:
 
 
 def _copies(args: tuple) -> tuple:
-    """Fresh copies of tensor arguments, so a learner who edits an input in place cannot change the next case."""
+    """Fresh copies of tensors and lists, so a function that edits its input in place cannot change a case."""
     import torch
 
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+    def fresh(value):
+        if isinstance(value, torch.Tensor):
+            return value.clone()
+        if isinstance(value, (list, tuple, dict)):
+            return copy.deepcopy(value)
+        return value  # a model, a config, a function: shared, as the lesson shares them
+
+    return tuple(fresh(a) for a in args)
 
 
 def is_stub(function) -> bool:
@@ -187,8 +208,8 @@ def is_stub(function) -> bool:
 
 def learner_traceback(error: BaseException, lines: int = 6) -> str:
     """The learner's part of a traceback (frames outside llminspect), short, ending with the error itself."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith(str(PACKAGE))
-              and "site-packages" not in f.filename]  # fmt: skip
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not f.filename.startswith(LIBRARIES) and "site-packages" not in f.filename]  # fmt: skip
     shown = traceback.format_list(frames[-2:]) if frames else []
     text = "".join(shown) + "".join(traceback.format_exception_only(type(error), error))
     return "\n".join(text.rstrip().splitlines()[-lines:])

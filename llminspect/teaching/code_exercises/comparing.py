@@ -100,7 +100,7 @@ def _number_difference(got, expected, tolerance: float, absolute: float) -> Diff
 
 
 def _list_difference(got, expected: list, tolerance: float, absolute: float) -> Difference | None:
-    if isinstance(got, torch.Tensor) and got.dim() == 1:
+    if isinstance(got, (torch.Tensor, np.ndarray)) and got.ndim == 1:
         got = got.tolist()
     if not isinstance(got, (list, tuple)):
         return Difference("type", f"it is {type_name(got)} where {expected_kind(expected)} is expected")

@@ -24,7 +24,7 @@ PROMPTS = [("When Mary and John went to the store, John gave a drink to", " Mary
 
 
 def effect_of_head(m, prompt, answer, layer, head):
-    """The change of log p(answer) next after ``prompt`` when head ``head`` of layer ``layer`` writes zeros."""
+    """The change of log p(answer) next after `prompt` when head `head` of layer `layer` writes zeros."""
     answer_id = m.tokenize(answer).ids[0]
 
     def off(heads):  # [batch, tokens, heads, head_dim]: this head's output at every position becomes 0

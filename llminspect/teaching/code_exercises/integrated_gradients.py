@@ -109,13 +109,14 @@ EXERCISE = CodeExercise(
              "distance travelled, x − baseline.", _times_input),
      Mistake("summing the gradients instead of averaging", "each of the steps covers 1/steps of the path: "
              "average them.", _summed),
-     Mistake("starting α at 0 (the left Riemann sum)", "α runs 1/steps, 2/steps, …, 1 here: the last point is "
-             "the input itself.", _left_sum),
+     Mistake("starting α at 0 (the left Riemann sum)", "the walk starts at the baseline and ends at x: the last "
+             "of the points is the input itself, the baseline is not one of them.", _left_sum),
      Mistake("gradient × input (no path at all)", "integrated gradients averages over the whole path from the "
              "baseline, not only at the input.", _gradient_times_input)],
     "the straight path from the baseline to the input, sampled at α = k/steps; the mean gradient along it times "
     "(x − baseline). By the fundamental theorem of calculus the attributions then sum to about f(x) − f(baseline) "
     "(completeness); the gap is the convergence delta, smaller with more steps.",
     tolerance=1e-4, absolute=1e-6, hint="check completeness: your attributions' sum should be close to "
-    "f(x[None]) − f(baseline[None]).",
+    "f(x[None]) − f(baseline[None]).", if_not_finite="is one of your points the baseline itself? At an all-zero "
+    "input this model's gradient is nan; the points are α = 1/steps, …, 1.",
 )  # fmt: skip

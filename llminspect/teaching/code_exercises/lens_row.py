@@ -24,7 +24,7 @@ PROMPTS = ("The capital of France is", "The Eiffel Tower is in the city of")
 
 
 def lens_row(streams, layer, norm, unembed):
-    """The next-token log-probabilities [vocabulary] at the last position, read after block ``layer``."""
+    """The next-token log-probabilities [vocabulary] at the last position, read after block `layer`."""
     after = streams[layer + 1][-1]  # streams[0] is the embeddings: block L's output is one further on
     return unembed(norm(after)).log_softmax(dim=-1)
 
@@ -85,5 +85,6 @@ EXERCISE = CodeExercise(
     "the lens treats the stream after block L as if it were the last one: final norm, then the unembedding, "
     "then log_softmax over the vocabulary. streams[L + 1] is block L's output, because streams[0] is the stream "
     "before any block.",
-    tolerance=1e-3, hint="compare your row with the model's own: decoder.run(text).logits[0, -1].log_softmax(-1).",
+    tolerance=1e-3, hint="after the last block your row must be the model's own output for the same text: "
+    "compare the two.",
 )  # fmt: skip

@@ -20,7 +20,7 @@ from llminspect.teaching.code_exercises.checking import Case, CodeExercise, Mist
 
 
 def nearest(table, index, k):
-    """The ``k`` rows of ``table`` [vocabulary, hidden] with the highest cosine to row ``index``, itself left out."""
+    """The `k` rows of `table` [vocabulary, hidden] with the highest cosine to row `index`, itself left out."""
     unit = table / table.norm(dim=-1, keepdim=True)  # every row scaled to length 1: cosine is then a dot product
     cosines = unit @ unit[index]
     cosines[index] = -2.0  # a row is always nearest to itself: below any cosine, so it is never picked

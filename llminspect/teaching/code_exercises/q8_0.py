@@ -83,6 +83,21 @@ def _half_to_even(block):
     return _quantized(block, block.abs().max() / 127, torch.round)
 
 
+def _halves_up(block):
+    return _quantized(block, block.abs().max() / 127, lambda steps: (steps + 0.5).floor())
+
+
+def _unrounded_dequantized(block):
+    scale = block.abs().max() / 127
+    q = _round_away(block / scale).to(torch.int8)
+    return scale.to(torch.float16).item(), q, scale * q.float()
+
+
+def _float16_product(block):
+    stored, q, _ = _quantized(block, block.abs().max() / 127, _round_away)
+    return stored, q, torch.tensor(stored, dtype=torch.float16) * q.to(torch.float16)
+
+
 def _float32_scale(block):
     scale = block.abs().max() / 127
     steps = block / scale if scale > 0 else torch.zeros_like(block)
@@ -102,6 +117,12 @@ EXERCISE = CodeExercise(
      Mistake("truncating instead of rounding", "converting to int8 cuts the fraction off; round first.", _truncated),
      Mistake("rounding halves to even (torch.round)", "ggml rounds a value exactly halfway away from zero: "
              "2.5 becomes 3, −2.5 becomes −3.", _half_to_even),
+     Mistake("rounding halves up", "−2.5 must become −3, as 2.5 becomes 3: round the magnitude, keep the sign.",
+             _halves_up),
+     Mistake("dequantizing with the unrounded scale", "a reader of the file has only the stored float16 scale: "
+             "multiply by that.", _unrounded_dequantized),
+     Mistake("multiplying in float16", "the product is taken in float32 (ggml turns the stored scale into "
+             "float32 first).", _float16_product),
      Mistake("keeping the scale in float32", "the file stores the scale as a float16, and dequantizing uses "
              "that stored value.", _float32_scale)],
     "one float16 scale per 32 weights (their largest magnitude / 127) and an int8 per weight: 34 bytes for 32 "

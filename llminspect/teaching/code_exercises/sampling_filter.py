@@ -56,7 +56,8 @@ def cases() -> list[Case]:
                 ("temperature 1.5, top-k off, top-p 0.5", logits, 1.5, 0, 0.5),
                 ("temperature 1, top-k 5, top-p off", logits, 1.0, 5, 1.0),
                 ("a tie at the 10th score, top-k 10", tied, 1.0, 10, 1.0),
-                ("temperature 0.3, top-p 0.5: the first token alone passes p", logits, 0.3, 0, 0.5)]  # fmt: skip
+                ("temperature 0.3, top-p 0.5: the first token alone passes p", logits, 0.3, 0, 0.5),
+                ("scores shifted so the highest is 0, top-k 20", logits - logits.max(), 1.0, 20, 1.0)]  # fmt: skip
     return [Case(label, (x, t, k, p), transformers_filter(x, t, k, p)) for label, x, t, k, p in settings]
 
 
@@ -111,6 +112,12 @@ def _one_more(logits, temperature, top_k, top_p):
     return _top_p(_top_k(logits / temperature, top_k, shift=1), top_p).softmax(-1)
 
 
+def _cut_to_zero(logits, temperature, top_k, top_p):
+    scores = logits / temperature
+    kept = torch.isfinite(_top_p(_top_k(scores, top_k), top_p))
+    return scores.where(kept, torch.zeros_like(scores)).softmax(-1)
+
+
 def _not_renormalised(logits, temperature, top_k, top_p):
     scores = logits / temperature
     return scores.softmax(-1) * torch.isfinite(_top_p(_top_k(scores, top_k), top_p))
@@ -136,6 +143,8 @@ EXERCISE = CodeExercise(
      Mistake("keeping exactly k tokens at a tie", "transformers keeps every token whose score equals the k-th: "
              "compare scores with the k-th score instead of taking k indices.", _exact_k),
      Mistake("a top-k that keeps one token too many", "count again: top-k keeps k tokens.", _one_more),
+     Mistake("setting cut scores to 0 instead of -inf", "a score of 0 is not 'never': exp(0) = 1, more than a "
+             "kept token whose score is below 0; cut scores must become -inf.", _cut_to_zero),
      Mistake("forgetting to renormalise after the cuts", "the kept probabilities must sum to 1 again: take the "
              "softmax of the kept scores.", _not_renormalised),
      Mistake("returning scores instead of probabilities", "finish with a softmax: probabilities are between 0 "
