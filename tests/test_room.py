@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from llminspect.errors import LLMInspectError
-from llminspect.room import accounts, building, kubernetes, memory, running
+from llminspect.room import accounts, building, disks, groups, kubernetes, memory, running
 from llminspect.room.building import blocked_parent, build_room
 from llminspect.room.hub import find_proxy
 from llminspect.room.plan import RoomPlan
@@ -174,6 +174,8 @@ def test_a_real_room_keeps_learners_apart_and_leaves_nothing_behind(tmp_path):
     needs(accounts.running_as_root(), "a room creates system accounts: run as root (CI does)")
     needs(shutil.which("unshare") is not None, "needs unshare (util-linux) to cut the network")
     needs(find_proxy() is not None, "configurable-http-proxy is missing: `make test` installs it")
+    needs(disks.can_limit(), "learners' homes of their own size need loop devices and mkfs.ext4 (e2fsprogs)")
+    needs(all(groups._own(c) is not None for c in ("pids", "cpu")), "needs the pids and cpu cgroup controllers")
     out = tmp_path / "room.json"
     command = ["unshare", "-n", sys.executable, str(TESTS / "room_check.py"), str(out), "2", "--cut-network"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)

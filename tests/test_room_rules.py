@@ -365,7 +365,7 @@ def test_a_learners_link_fifo_foreign_or_huge_file_is_never_read(tmp_path):
 
 
 def test_a_learners_notebook_is_shown_without_scripts_from_anywhere():
-    book = {"cells": [{"cell_type": "code", "source": "print(1)", "metadata": {}, "execution_count": 1,
+    book = {"cells": [{"id": "c1", "cell_type": "code", "source": "print(1)", "metadata": {}, "execution_count": 1,
                        "outputs": [{"output_type": "display_data", "metadata": {},
                                     "data": {"text/html": "<script>steal()</script>", "text/plain": "x"}}]}],
             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
