@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import requests
 import websocket
+from requests.adapters import HTTPAdapter
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -44,6 +45,24 @@ def workload() -> dict[str, list[str]]:
     return {"00_start_here.ipynb": lesson_cells("00_start_here.ipynb"),
             "03_attention.ipynb": lesson_cells("03_attention.ipynb", up_to_first_live=True),
             "05_sampling.ipynb": lesson_cells("05_sampling.ipynb", up_to_first_live=True)}  # fmt: skip
+
+
+class FromAddress(HTTPAdapter):
+    """Connections from one source address (any of 127.0.0.0/8 is loopback): another computer, to the room."""
+
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        return super().init_poolmanager(*args, **kwargs)
+
+
+def from_address(address: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", FromAddress(address))
+    return session
 
 
 @dataclass

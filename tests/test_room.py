@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from llminspect.errors import LLMInspectError
-from llminspect.room import accounts, building, kubernetes, memory, running
+from llminspect.room import accounts, building, disks, groups, kubernetes, memory, running
 from llminspect.room.building import blocked_parent, build_room
 from llminspect.room.hub import find_proxy
 from llminspect.room.plan import RoomPlan
@@ -121,6 +122,15 @@ def test_the_kubernetes_values_file_is_the_plans_own():
     assert single["memory"]["limit"] == f"{plan.memory_limit_mib}M" and single["extraEnv"]["HF_HUB_OFFLINE"] == "1"
     assert single["networkPolicy"]["egressAllowRules"]["nonPrivateIPs"] is False  # no way out to the internet
     assert committed["cull"]["timeout"] == plan.idle_timeout_s
+    # the same limits as on one box: cores, the home's size, a /tmp of its own, processes (the kubelet's)
+    assert single["cpu"]["limit"] == plan.cpu_per_learner == 1.0
+    assert single["storage"]["capacity"] == f"{plan.disk_mib}Mi" == "2048Mi"
+    assert single["storage"]["extraVolumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert single["storage"]["extraVolumes"][0]["emptyDir"] == {"sizeLimit": "2048Mi"}
+    assert single["extraEnv"]["LLMINSPECT_ROOM_PROCESSES"] == "256"
+    header = (REPO / "deploy" / "kubernetes" / "values.yaml").read_text().split("\nhub:")[0]
+    assert f"podPidsLimit: {plan.processes_per_learner}" in header
+    assert json.loads(committed["hub"]["extraFiles"]["room-plan"]["stringData"])["sign_in_failures_per_address"] == 10
 
 
 # --- the memory limit and what the learner is told --------------------------------------------
@@ -164,6 +174,8 @@ def test_a_real_room_keeps_learners_apart_and_leaves_nothing_behind(tmp_path):
     needs(accounts.running_as_root(), "a room creates system accounts: run as root (CI does)")
     needs(shutil.which("unshare") is not None, "needs unshare (util-linux) to cut the network")
     needs(find_proxy() is not None, "configurable-http-proxy is missing: `make test` installs it")
+    needs(disks.can_limit(), "learners' homes of their own size need loop devices and mkfs.ext4 (e2fsprogs)")
+    needs(all(groups._own(c) is not None for c in ("pids", "cpu")), "needs the pids and cpu cgroup controllers")
     out = tmp_path / "room.json"
     command = ["unshare", "-n", sys.executable, str(TESTS / "room_check.py"), str(out), "2", "--cut-network"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -192,4 +204,40 @@ def test_a_real_room_keeps_learners_apart_and_leaves_nothing_behind(tmp_path):
     assert report["admin page"] == 200 and report["learner sees admin page"] == 403
     assert report["admin sees"] == {"instructor": False, "learner0": True, "learner1": True}
     assert report["left running"] == {"learner processes": [], "hub": False, "proxy": False}
-    assert sorted(report["accounts removed"]) == ["instructor", "learner0", "learner1"]
+    assert sorted(report["accounts removed"]) == ["learner0", "learner1"]  # the instructor is no system account
+    assert report["instructor account"] is False
+    check_the_public_network(report)
+
+
+def check_the_public_network(report: dict) -> None:
+    """What tests/room_hostile.py found: guessing, a hostile learner, the class page, restarts, the next class."""
+    guessing = report["guessing"]
+    assert guessing["codes"] == [403] * 10 + [429] * 30 and guessing["said"]  # locked out, and told so on the form
+    assert guessing["passwords"] == [403] * 10 + [429] * 2 and guessing["owner signs in"] == 302
+    assert guessing["hub api max s"] < 2.0  # the hub kept answering during the burst
+    hostile = report["hostile"]
+    forks = re.match(r"refused after (\d+) forks: Resource temporarily unavailable\nThis cell tried to run more "
+                     r"than this room's 256 processes", hostile["fork"])  # fmt: skip
+    assert forks and 100 < int(forks.group(1)) < 256, hostile["fork"]
+    assert hostile["neighbour after fork"] == "42" and hostile["neighbour writes"] == "ok"
+    assert hostile["fill"] == {"status": "error", "no space": True, "told": True}
+    assert 200 <= hostile["filled MiB"] <= 300  # their 300 MiB home, /tmp in it; not the machine's disk
+    assert hostile["neighbour sees planted"] == "False" and hostile["machine sees planted"] is False
+    assert float(hostile["spin"].split()[0]) <= 6 * 1.1 + 0.5  # 3 spinning processes, 1 core's worth of CPU
+    assert report["kept by neighbour"] == "1048576"
+    page = report["class page"]
+    assert report["quiz"] == {"learner0 said": "right / no answer",
+                              "learner1 said": "['not yet', 'not yet', 'not yet']"}  # fmt: skip
+    assert page["admin status"] == 200 and page["html"] == 200 and page["learner status"] == 403
+    assert page["learners"] == {
+        "learner0": {"lesson": "03", "notebook": "lessons/03_attention.ipynb", "right": 1, "stuck": 0,
+                     "exercises": [["03", 2, "trying", 0], ["03", 3, "right", 1]]},
+        "learner1": {"lesson": "03", "notebook": "", "right": 0, "stuck": 1, "exercises": [["03", 3, "stuck", 3]]}}
+    assert page["lesson 03"] == {"right": 1, "stuck": 1, "trying": 0, "stuck names": ["learner1"]}
+    assert page["notebook"] == {"status": 200, "sandboxed": True, "title": True}
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert report["restarts"]["failures"] == [] and len(report["restarts"]["ports"]) == 4
+    assert all(20_000 <= port < low for port in report["restarts"]["ports"])  # never an ephemeral port
+    assert report["left in shared folders"] == [] and report["cgroups left"] == []
+    assert report["next class"] == {"uid reused": True, "owns elsewhere": [], "home": [".tmp"],
+                                    "home is its own disk": True}  # fmt: skip

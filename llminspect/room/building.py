@@ -31,6 +31,7 @@ from pathlib import Path
 import llminspect
 from llminspect.errors import LLMInspectError
 from llminspect.models.registry import cache_root
+from llminspect.room.disks import inside_private
 from llminspect.room.plan import RoomPlan
 
 SKIP = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints")
@@ -144,6 +145,9 @@ def build_room(plan: RoomPlan, lessons: Path, say: Callable[[str], None] = print
     if not plan.shared_account and (blocked := blocked_parent(plan.root)) is not None:
         raise LLMInspectError(f"Learners could not reach {plan.root}: {blocked} is private to its owner. "
                               "Choose a room folder others can enter, e.g. --dir /srv/llminspect-room.")  # fmt: skip
+    if not plan.shared_account and (private := inside_private(plan.root)) is not None:
+        raise LLMInspectError(f"A room cannot live in {private}: each learner's {private} is their own, so their "
+                              "servers would not see it. Choose e.g. --dir /srv/llminspect-room.")  # fmt: skip
     plan.root.mkdir(parents=True, exist_ok=True)
     plan.root.chmod(0o755)
     say(f"Copying the Python environment into {plan.env} (hard links) ...")

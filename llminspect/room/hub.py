@@ -2,8 +2,8 @@
 
 ``write_config`` writes a two-line ``jupyterhub_config.py`` beside the plan; JupyterHub runs it,
 and :func:`configure` turns the plan into JupyterHub's settings: the class-code sign-in, one
-system account and memory group per learner, the room's environment and lessons, the idle
-culler, the proxy, and JupyterLab with its calls home switched off.
+system account and limits per learner, the room's environment and lessons, the idle culler, the
+class page (``room.classpage``), the proxy, and JupyterLab with its calls home switched off.
 
 Example:
     >>> from traitlets.config import Config
@@ -20,10 +20,15 @@ import sys
 from pathlib import Path
 
 from llminspect.room.plan import RoomPlan
+from llminspect.room.ports import server_port
 
 PROXY = "configurable-http-proxy"
 FIRST_LESSON = "00_start_here.ipynb"
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+# the class page reads who is in the room and asks each learner's server which notebook is open
+CLASS_SCOPES = ["list:users", "read:users", "read:servers", "access:servers"]
+CLASS_PAGE = "/services/class/"
+SERVICE_PORTS = 19000  # the class page listens on the first free port from here (below the ephemeral range)
 # JupyterLab in a room: no news, no update checks, no extension installs, the lessons open first
 LAB_ARGS = ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly"]  # fmt: skip
@@ -36,6 +41,24 @@ def find_proxy() -> Path | None:
     beside = Path(sys.prefix) / "chp" / "node_modules" / ".bin" / PROXY
     found = beside if beside.exists() else shutil.which(PROXY)
     return Path(found) if found else None
+
+
+def landing(handler) -> str:
+    """Where a user lands after signing in: the instructor on the class page, a learner on their server."""
+    user = handler.current_user
+    return CLASS_PAGE if user is not None and user.admin else ""
+
+
+def services(plan: RoomPlan, plan_file: str) -> tuple[list[dict], list[dict]]:
+    """The idle culler and the class page, with their roles."""
+    port = server_port(SERVICE_PORTS, set())
+    return [
+        {"name": "idle-culler",
+         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={plan.idle_timeout_s}"]},
+        {"name": "class", "url": f"http://127.0.0.1:{port}", "display": True, "oauth_no_confirm": True,
+         "command": [sys.executable, "-m", "llminspect.room.classpage", plan_file]},
+    ], [{"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]},
+        {"name": "class-page", "scopes": CLASS_SCOPES, "services": ["class"]}]  # fmt: skip
 
 
 def configure(c, plan: RoomPlan | Path | str) -> None:
@@ -69,11 +92,8 @@ def configure(c, plan: RoomPlan | Path | str) -> None:
     c.Spawner.start_timeout = 180  # a room of learners starting at once on a small box
     c.Spawner.http_timeout = 180
 
-    c.JupyterHub.services = [{
-        "name": "idle-culler",
-        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={plan.idle_timeout_s}"],
-    }]  # fmt: skip
-    c.JupyterHub.load_roles = [{"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]}]
+    c.JupyterHub.default_url = landing
+    c.JupyterHub.services, c.JupyterHub.load_roles = services(plan, plan_file)
     c.ConfigurableHTTPProxy.command = [str(find_proxy() or PROXY)]
     c.ConfigurableHTTPProxy.pid_file = str(plan.state / "proxy.pid")
 

@@ -2,15 +2,18 @@
 
 One box serves a room of ~30 on CPU (see README "For instructors"); past that, Zero to
 JupyterHub (the JupyterHub Helm chart) runs each learner in a pod. The choices stay the plan's:
-the class-code sign-in, the memory limit, the idle culler, the lessons copied at first start,
-the read-only model cache and no way out to the internet. Print the file with
+the class-code sign-in and its lockout (the authenticator reads the plan), the limits (memory, at
+most ``cpu_per_learner`` cores, a volume of ``disk_mib`` for the home and a /tmp of the same size;
+processes are the kubelet's ``podPidsLimit``, which a chart cannot set, so the file's header says
+it), the idle culler, the lessons copied at first start, the read-only model cache and no way out
+to the internet. The class page reads learners' homes on one box and is not part of this file. Print the file with
 ``python -m llminspect.room.kubernetes > values.yaml``; ``deploy/kubernetes/values.yaml`` is
 this output for a default plan. The images it names are built from ``deploy/kubernetes/``.
 
 Example:
     >>> v = values(RoomPlan.new(Path("/srv/jupyterhub/llminspect"), class_code="owl-42"))
-    >>> v["singleuser"]["memory"]["limit"], v["cull"]["timeout"]
-    ('3072M', 3600)
+    >>> v["singleuser"]["memory"]["limit"], v["singleuser"]["cpu"]["limit"], v["singleuser"]["storage"]["capacity"]
+    ('3072M', 1.0, '2048Mi')
 """
 
 from __future__ import annotations
@@ -51,8 +54,10 @@ def values(plan: RoomPlan, image_tag: str = "0.1.0") -> dict:
             "defaultUrl": f"/lab/tree/lessons/{FIRST_LESSON}",
             "extraEnv": learner_env,
             "memory": {"limit": f"{plan.memory_limit_mib}M", "guarantee": f"{GUARANTEE_MIB}M"},
-            "cpu": {"limit": 2, "guarantee": 0.5},
-            "storage": {"type": "dynamic", "capacity": "2Gi"},
+            "cpu": {"limit": plan.cpu_per_learner, "guarantee": min(0.5, plan.cpu_per_learner)},
+            "storage": {"type": "dynamic", "capacity": f"{plan.disk_mib}Mi",
+                        "extraVolumes": [{"name": "tmp", "emptyDir": {"sizeLimit": f"{plan.disk_mib}Mi"}}],
+                        "extraVolumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
             "lifecycleHooks": {"postStart": {"exec": {"command": ["sh", "-c", copy_lessons]}}},
             "cmd": ["jupyterhub-singleuser", *LAB_ARGS],
             "networkPolicy": {"enabled": True,
@@ -68,6 +73,8 @@ def main() -> None:
     plan = RoomPlan.new(HUB_ROOT, class_code="change-me", admin_password="change-me")
     print("# Zero to JupyterHub values for an llminspect room; made by `python -m llminspect.room.kubernetes`.")
     print("# Set the class code and the instructor's password in hub.extraFiles.room-plan before installing.")
+    print(f"# Processes per learner: set the kubelet's podPidsLimit: {plan.processes_per_learner} on the nodes "
+          "(a chart cannot).")
     yaml.safe_dump(values(plan), sys.stdout, sort_keys=False, width=110)
 
 

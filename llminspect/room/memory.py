@@ -106,57 +106,27 @@ def can_limit() -> bool:
 
 
 def remove_groups() -> None:
-    """Remove the room's empty groups (after the hub stopped every server)."""
+    """Remove the room's empty groups and then its own (after the hub stopped every server)."""
     for _, parent in _room_parents():
         for child in parent.iterdir() if parent.exists() else ():
             if child.is_dir():
                 MemoryGroup(child, 1).remove()
+        if parent.exists():
+            MemoryGroup(parent, 1).remove()
 
 
-NOTICE = '''"""llminspect room: say so when this learner's last kernel was stopped for using too much memory."""
-import os
-from pathlib import Path
-
-
-def _kills():
-    path = Path(os.environ.get("LLMINSPECT_ROOM_OOM_FILE", ""))
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        if line.startswith("oom_kill "):
-            return int(line.split()[1])
-    return 0
-
-
-def _notice():
-    seen_file = Path.home() / ".llminspect-room-oom-seen"
-
-    def seen():
-        return int(seen_file.read_text() or 0) if seen_file.exists() else 0
-
-    if _kills() <= seen():
-        return
-    limit = os.environ.get("LLMINSPECT_ROOM_MEMORY_MIB", "?")
-
-    def say(*_):
-        get_ipython().events.unregister("pre_run_cell", say)
-        if _kills() <= seen():  # another kernel of this learner already said it
-            return
-        seen_file.write_text(str(_kills()))
-        print(f"Your previous kernel was stopped: it used more than this room's {limit} MiB per learner. "
-              "Your notebook is safe; this is a fresh kernel, so run the cells above again. To use less memory, "
-              "load one model at a time, use shorter texts, or ask the instructor.")
-
-    get_ipython().events.register("pre_run_cell", say)
-
-
+NOTICE = """\"\"\"llminspect room: say so when this learner meets one of the room's limits.\"\"\"
 try:
-    _notice()
+    from llminspect.room.notices import watch
+
+    watch(get_ipython())
 except Exception:
     pass
-'''
+"""
 
 
 def install_notice(home: Path) -> Path:
-    """Write the memory notice into ``home``'s IPython start-up folder; returns its path."""
+    """Write the room's notices (``room.notices``) into ``home``'s IPython start-up folder; returns its path."""
     folder = home / ".ipython" / "profile_default" / "startup"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / NOTICE_NAME

@@ -4,9 +4,11 @@ The hub configuration (``room.hub``), the learner spawner, the accounts and the 
 JupyterHub values file (``room.kubernetes``) all read a :class:`RoomPlan`; nothing else decides.
 
 Example:
-    >>> plan = RoomPlan.new(Path("/srv/llminspect-room"), class_code="owl-42")
-    >>> plan.class_code, plan.lessons, plan.memory_limit_mib
-    ('owl-42', PosixPath('/srv/llminspect-room/lessons'), 3072)
+    >>> plan = RoomPlan.new(Path("/srv/llminspect-room"), class_code="owl-fox-427")
+    >>> plan.class_code, plan.lessons, plan.memory_limit_mib, plan.processes_per_learner
+    ('owl-fox-427', PosixPath('/srv/llminspect-room/lessons'), 3072, 256)
+    >>> len(WORDS) ** 2 * 900  # class codes to guess from, at 10 tries per address per 10 minutes
+    921600
     >>> RoomPlan.from_json(plan.to_json()) == plan
     True
 """
@@ -19,13 +21,16 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 # words that read well on a board and cannot be confused with each other when spoken
-WORDS = ("owl", "fox", "elk", "yak", "bee", "ant", "cod", "emu", "gnu", "jay", "ram", "eel")
+WORDS = ("owl", "fox", "elk", "yak", "bee", "ant", "cod", "emu", "gnu", "jay", "ram", "eel", "cat", "dog", "pig",
+         "cow", "hen", "bat", "ape", "wolf", "bear", "lion", "frog", "duck", "goat", "crab", "moth", "seal", "swan",
+         "toad", "lynx", "hawk")  # fmt: skip
 LEARNERS_GROUP = "llminspect"
 
 
 def board_code() -> str:
-    """A class code short enough to write on a board: ``word-NN``."""
-    return f"{secrets.choice(WORDS)}-{secrets.randbelow(90) + 10}"
+    """A class code short enough to write on a board, ``word-word-NNN``: 921,600 of them, so guessing
+    at the sign-in lockout's pace (``room.lockout``) would take months."""
+    return f"{secrets.choice(WORDS)}-{secrets.choice(WORDS)}-{secrets.randbelow(900) + 100}"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,17 @@ class RoomPlan:
     threads_per_learner: int = 1  # a class shares the cores; one thread each keeps the box responsive
     idle_timeout_s: int = 3600  # a server nobody used for an hour is stopped
     shared_account: bool = False  # every learner as one UNIX user: unsafe, only when asked for
+    # what else bounds each learner (room.limits computes the numbers the machine gets)
+    processes_per_learner: int = 256  # processes and threads; a learner through lessons 00/03/05 uses ~60
+    cpu_per_learner: float = 1.0  # cores at most, even when the box is idle; equal shares when busy
+    disk_mib: int = 2048  # a learner's home, their /tmp inside it (a file system of its own)
+    reserve_memory_mib: int = 1024  # learners together never take this: the hub and the instructor keep it
+    reserve_disk_mib: int = 4096  # no new learner once the room's disk could fall below this
+    # sign-in lockout (room.lockout): failures in a sliding window of sign_in_window_s
+    sign_in_failures_per_address: int = 10
+    sign_in_failures_per_name: int = 20  # more than one address allows: one computer cannot lock a name
+    sign_in_window_s: int = 600
+    first_server_port: int = 20000  # learners' servers listen from here: below the ephemeral ports
 
     @classmethod
     def new(cls, root: Path, **choices) -> RoomPlan:
@@ -79,6 +95,11 @@ class RoomPlan:
         return self.root / "homes"
 
     @property
+    def disks(self) -> Path:
+        """One file system image per learner (their home), root only."""
+        return self.root / "disks"
+
+    @property
     def state(self) -> Path:
         """The hub's own files (database, cookie secret, name claims): root only."""
         return self.root / "state"
@@ -98,6 +119,9 @@ class RoomPlan:
         return libraries | {
             "LLMINSPECT_CACHE": str(self.models),
             "LLMINSPECT_ROOM_MEMORY_MIB": str(self.memory_limit_mib),
+            "LLMINSPECT_ROOM_PROCESSES": str(self.processes_per_learner),
+            "LLMINSPECT_ROOM_CPU": f"{self.cpu_per_learner:g}",
+            "LLMINSPECT_ROOM_DISK_MIB": str(self.disk_mib),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "OMP_NUM_THREADS": threads,

