@@ -16,7 +16,7 @@ two prompts differ from position 1 on, and the vector is added from position 1.
 Example (the control: a random direction with the steering vector's norm at each position):
     >>> import torch
     >>> vector = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
-    >>> same_norm_noise(vector, seed=0).norm(dim=-1).tolist()
+    >>> [round(n, 4) for n in same_norm_noise(vector, seed=0).norm(dim=-1).tolist()]
     [5.0, 1.0]
 """
 
