@@ -283,7 +283,7 @@ class Inspector(LoadedModel):
 
     def probe(self, data: probes.ProbeData, position: int = -1, seed: int = 0, **options) -> probes.Probe:
         """A logistic-regression probe per layer for ``data``'s labels at ``position``, beside the same probe on a
-        control task (``analysis.probes``; options: test_share, strength, hold_out_words)."""
+        control task (``analysis.probes``; options: test_share, strength, hold_out_words, features)."""
         return probes.probe(self, data, position, seed, **options)
 
     def steering(self, prompts: list[str], positive: str, negative: str, words, layers, coefficients,

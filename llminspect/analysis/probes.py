@@ -114,6 +114,7 @@ class Probe:
     train: list[int]  # indices of the training texts
     test: list[int]
     label_names: tuple[str, ...]
+    features: torch.Tensor | None = None  # [texts, layers + 1, hidden]: what was probed (for another split)
 
     @property
     def selectivity(self) -> np.ndarray:
@@ -149,21 +150,26 @@ def fit_accuracy(features: np.ndarray, labels: np.ndarray, train: list[int], tes
 
 
 def probe(m, data: ProbeData, position: int = -1, seed: int = 0, test_share: float = 0.3, strength: float = 1.0,
-          hold_out_words: bool = False) -> Probe:  # fmt: skip
+          hold_out_words: bool = False, features: torch.Tensor | None = None) -> Probe:  # fmt: skip
     """Train a probe per layer on ``data`` read at ``position``, and the same probe on the control task.
 
     ``hold_out_words`` tests on words the probe never saw (a whole group's texts — dog and dogs — go to one side):
     the control task then has nothing to learn (chance), and the task shows whether the probe found a
-    direction that carries to new words.
+    direction that carries to new words. ``features`` reuses the streams of an earlier probe of the same texts
+    (its ``.features``) instead of running the model again.
     """
     if len(set(data.labels)) < 2:
         raise InputError("The texts need at least two different labels for a probe to tell apart.")
     whole_number(seed, "seed", minimum=0)
-    features = streams_at(m, data.texts, position).numpy()
+    if features is None:
+        features = streams_at(m, data.texts, position)
+    elif features.shape[0] != len(data.texts):
+        raise InputError(f"features= holds {features.shape[0]} texts' streams; the data has {len(data.texts)} texts.")
+    streams, features = features, features.numpy()
     labels, control = np.array(data.labels), np.array(control_labels(data.words, data.labels, seed))
     train, test = split(data.labels, test_share, seed, data.groups if hold_out_words else None)
     accuracy = [fit_accuracy(features[:, layer], labels, train, test, strength) for layer in range(features.shape[1])]
     controls = [fit_accuracy(features[:, layer], control, train, test, strength) for layer in range(features.shape[1])]
     chance = float(np.bincount(labels[test]).max() / len(test))
     names = ["embeddings"] + [f"layer {i}" for i in range(features.shape[1] - 1)]
-    return Probe(names, np.array(accuracy), np.array(controls), chance, train, test, data.label_names)
+    return Probe(names, np.array(accuracy), np.array(controls), chance, train, test, data.label_names, streams)

@@ -33,6 +33,12 @@ from llminspect.analysis.tokens import single_token
 from llminspect.errors import InputError
 
 ROWS_PER_PASS = 256  # prompts x settings in one batched forward pass
+# The lesson's measurement: short prompts that a next word of either feeling can follow, and two word lists.
+PROMPTS = ["I think you are", "My day was", "The movie was", "This food is", "Today I feel", "The weather is",
+           "Our neighbours are", "His new song is", "The city looks", "Working here is", "That idea was",
+           "My family is", "The party was", "Her voice sounds", "The hotel was", "This game is"]  # fmt: skip
+POSITIVE = [" good", " great", " happy", " wonderful", " love", " beautiful", " amazing", " nice"]
+NEGATIVE = [" bad", " terrible", " sad", " awful", " hate", " horrible", " angry", " ugly"]
 
 
 def start_token(m) -> int:

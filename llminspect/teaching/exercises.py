@@ -26,6 +26,7 @@ from llminspect.analysis.anatomy import anatomy, kv_cache_bytes, weight_bytes
 from llminspect.analysis.sampling import Knobs
 from llminspect.errors import LLMInspectError
 from llminspect.inspector import load
+from llminspect.teaching import exercises_circuits as circuits
 from llminspect.teaching import progress
 from llminspect.views.exercises import feedback, questions
 
@@ -370,11 +371,13 @@ def _lesson_08() -> list[Exercise]:
 
 
 LESSONS = {"00": _lesson_00, "01": _lesson_01, "02": _lesson_02, "03": _lesson_03, "04": _lesson_04, "05": _lesson_05,
-           "06": _lesson_06, "07": _lesson_07, "08": _lesson_08}  # fmt: skip
+           "06": _lesson_06, "07": _lesson_07, "08": _lesson_08,
+           "09": lambda: [Exercise(**entry) for entry in circuits.lesson_09(_model)],
+           "10": lambda: [Exercise(**entry) for entry in circuits.lesson_10(_model)]}  # fmt: skip
 
 
 def exercises(lesson: str) -> Quiz:
-    """The exercises of lesson ``lesson`` ("00" … "08"; "00" is the whole journey)."""
+    """The exercises of lesson ``lesson`` ("00" … "10"; "00" is the whole journey)."""
     if lesson not in LESSONS:
         raise LLMInspectError(f"No exercises for lesson {lesson!r}; lessons with exercises: {', '.join(LESSONS)}.")
     return Quiz(lesson, LESSONS[lesson]())
