@@ -30,6 +30,7 @@ import torch
 
 from llminspect.analysis.arguments import list_of_texts, whole_number
 from llminspect.analysis.sites import run, sites_of
+from llminspect.analysis.tokens import single_token
 from llminspect.errors import InputError
 
 SUBJECTS = [("dog", "dogs"), ("cat", "cats"), ("key", "keys"), ("teacher", "teachers"), ("car", "cars"),
@@ -91,16 +92,35 @@ def streams_at(m, texts: list[str], position: int = -1) -> torch.Tensor:
     inputs = [m.inputs(text) for text in texts]
     if not all(-len(i.tokens) <= position < len(i.tokens) for i in inputs):
         raise InputError(f"position={position} is outside a text of {min(len(i.tokens) for i in inputs)} tokens.")
-    by_length: dict[int, list[int]] = {}
-    for index, one in enumerate(inputs):
-        by_length.setdefault(len(one.tokens), []).append(index)
     rows: dict[int, torch.Tensor] = {}
-    for indices in by_length.values():
+    for indices in _by_length(inputs).values():
         tensors = {name: torch.cat([inputs[i].tensors[name] for i in indices]) for name in inputs[indices[0]].tensors}
         cache = run(m, tensors, keep=names, last_only=True)
         block = torch.stack([cache[name][:, position] for name in names], 1).float().cpu()
         rows.update(zip(indices, block, strict=True))
     return torch.stack([rows[index] for index in range(len(texts))])
+
+
+def next_word_probabilities(m, texts: list[str], words: list[str]) -> np.ndarray:
+    """p(each one-token word) next after each text: [texts, words] (texts of one length in one batch) — the
+    behaviour a probe's property should show up in (a plural subject: " are" over " is")."""
+    m.require_decoder("Next-word probabilities")
+    ids = [single_token(m.tokenizer, word, "word") for word in list_of_texts(words, "words")]
+    inputs = [m.inputs(text) for text in list_of_texts(texts, "texts")]
+    found = np.zeros((len(inputs), len(ids)))
+    for indices in _by_length(inputs).values():
+        tensors = {name: torch.cat([inputs[i].tensors[name] for i in indices]) for name in inputs[indices[0]].tensors}
+        probabilities = run(m, tensors, last_only=True).logits[:, -1].double().softmax(-1)[:, ids].cpu().numpy()
+        found[indices] = probabilities
+    return found
+
+
+def _by_length(inputs: list) -> dict[int, list[int]]:
+    """Indices of the inputs grouped by token count (one batch each, no padding)."""
+    groups: dict[int, list[int]] = {}
+    for index, one in enumerate(inputs):
+        groups.setdefault(len(one.tokens), []).append(index)
+    return groups
 
 
 @dataclass(frozen=True)
@@ -168,8 +188,11 @@ def probe(m, data: ProbeData, position: int = -1, seed: int = 0, test_share: flo
     streams, features = features, features.numpy()
     labels, control = np.array(data.labels), np.array(control_labels(data.words, data.labels, seed))
     train, test = split(data.labels, test_share, seed, data.groups if hold_out_words else None)
-    accuracy = [fit_accuracy(features[:, layer], labels, train, test, strength) for layer in range(features.shape[1])]
-    controls = [fit_accuracy(features[:, layer], control, train, test, strength) for layer in range(features.shape[1])]
-    chance = float(np.bincount(labels[test]).max() / len(test))
     names = ["embeddings"] + [f"layer {i}" for i in range(features.shape[1] - 1)]
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    with threadpool_limits(1):  # a few hundred rows: a second BLAS thread only waits (5x slower on a busy machine)
+        accuracy = [fit_accuracy(features[:, layer], labels, train, test, strength) for layer in range(len(names))]
+        controls = [fit_accuracy(features[:, layer], control, train, test, strength) for layer in range(len(names))]
+    chance = float(np.bincount(labels[test]).max() / len(test))
     return Probe(names, np.array(accuracy), np.array(controls), chance, train, test, data.label_names, streams)
