@@ -182,7 +182,8 @@ def logit_attribution(m, inputs: Inputs, answer: str, other: str) -> LogitAttrib
     with torch.no_grad():
         made = float(direction @ apply(streams[-1], scale, with_bias=True)) + head_bias
         # the lens: each stream through the model's own final norm, with its own scale
-        lens = torch.tensor([float(direction @ norm(s.to(m.dtype)[None]).double()[0]) + head_bias for s in streams])
+        lens = torch.tensor([float(direction @ norm(s.to(m.dtype)[None]).double()[0]) + head_bias for s in streams],
+                            dtype=torch.float64)
     if abs(made - difference) > 1e-3 * max(1.0, abs(difference)):
         raise FamilyError(f"{type(m.model).__name__} does more to the stream after its final norm than a linear "
                           "head (a scaling or soft-capping of the logits): direct logit attribution does not apply.")
