@@ -277,6 +277,7 @@ class Inspector(LoadedModel):
     def logit_attribution(self, prompt: str, answer: str, other: str) -> logit_attribution.LogitAttribution:
         """Each embedding, attention, MLP and head's direct share of logit(``answer``) − logit(``other``) after
         ``prompt``, the final norm's scale held at its value (``analysis.logit_attribution``)."""
+        self.require_decoder("Direct logit attribution")  # before the inputs: an encoder-decoder would write a target
         return logit_attribution.logit_attribution(self, self.inputs(prompt), answer, other)
 
     # --- what the stream holds: probes and steering -------------------------------------------------

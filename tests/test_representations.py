@@ -112,7 +112,7 @@ def test_steering_and_probes_refuse_clearly(decoder, encoder, toy):
         encoder.steering(["a"], " good", " bad", ([" good"], [" bad"]), layers=[1], coefficients=[1.0])
     with pytest.raises(li.LLMInspectError, match="layer=40"):
         decoder.steered_text("I think", " Love", " Hate", layer=40, coefficient=4.0)
-    with pytest.raises(li.LLMInspectError, match="encoder models and decoder models"):
+    with pytest.raises(li.LLMInspectError, match="A probe works for encoder models and decoder models"):
         toy.probe(probes.number_sentences())
     with pytest.raises(li.LLMInspectError, match="two different labels"):
         decoder.probe(probes.ProbeData(["a b", "c d"], [1, 1], ["a", "c"], ("x", "y"), ["a", "c"]))

@@ -123,7 +123,9 @@ def frozen_norm(norm: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tupl
 
 
 def _last(cache, name: str) -> torch.Tensor:
-    return cache[name][0, -1].double()
+    """The last position's vector of a kept site (OPT's MLP works on [tokens, hidden], its batch folded in)."""
+    value = cache[name]
+    return (value[0, -1] if value.dim() == 3 else value[-1]).double()
 
 
 def _head_shares(m, cache, layer: int, read) -> tuple[torch.Tensor, float]:
@@ -175,7 +177,7 @@ def logit_attribution(m, inputs: Inputs, answer: str, other: str) -> LogitAttrib
     unembed = head.weight.detach().double()[ids]
     direction = unembed[0] - unembed[1]
     bias = getattr(head, "bias", None)
-    head_bias = 0.0 if bias is None else float(bias[ids[0]] - bias[ids[1]])
+    head_bias = 0.0 if bias is None else float(bias.detach()[ids[0]] - bias.detach()[ids[1]])
     logits = cache.logits[0, -1].double()
     difference = float(logits[ids[0]] - logits[ids[1]])
     scale = scale_of(streams[-1])

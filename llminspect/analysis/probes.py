@@ -85,7 +85,7 @@ def streams_at(m, texts: list[str], position: int = -1) -> torch.Tensor:
 
     Texts of the same length run together in one batch (no padding, so nothing to mask).
     """
-    m.require_family("Probes", "encoder", "decoder")
+    m.require_family("A probe", "encoder", "decoder")
     texts = list_of_texts(texts, "texts")
     stack = sites_of(m).architecture.writer
     prefix = f"{stack.name}." if stack.name else ""
@@ -179,7 +179,7 @@ def probe(m, data: ProbeData, position: int = -1, seed: int = 0, test_share: flo
     direction that carries to new words. ``features`` reuses the streams of an earlier probe of the same texts
     (its ``.features``) instead of running the model again.
     """
-    m.require_family("Probes", "encoder", "decoder")
+    m.require_family("A probe", "encoder", "decoder")
     if len(set(data.labels)) < 2:
         raise InputError("The texts need at least two different labels for a probe to tell apart.")
     whole_number(seed, "seed", minimum=0)
