@@ -29,6 +29,7 @@ import torch
 
 from llminspect.analysis.arguments import list_of_texts, whole_number
 from llminspect.analysis.sites import check_layer, run
+from llminspect.analysis.threads import one_thread
 from llminspect.analysis.tokens import single_token
 from llminspect.errors import InputError
 
@@ -204,9 +205,10 @@ def steered_text(m, prompt: str, positive: str, negative: str, layer: int, coeff
     start = prompt_ids(m, prompt)
     ids = torch.tensor([start] * 3, device=m.device)
     step, cache = ids, None
-    for _ in range(tokens):  # the key/value cache: the prompt once (steered there), then one token a pass
-        out = run(m, {"input_ids": step}, edit=edit, use_cache=True, cache=cache).output
-        cache, step = out.cache, out.logits[:, -1:].argmax(-1)
-        ids = torch.cat([ids, step], 1)
+    with one_thread():  # three rows of one token a pass: tiny operations (analysis.threads)
+        for _ in range(tokens):  # the key/value cache: the prompt once (steered there), then one token a pass
+            out = run(m, {"input_ids": step}, edit=edit, use_cache=True, cache=cache).output
+            cache, step = out.cache, out.logits[:, -1:].argmax(-1)
+            ids = torch.cat([ids, step], 1)
     written = [m.tokenizer.decode(row[len(start) :], skip_special_tokens=True) for row in ids.tolist()]
     return SteeredText(prompt, layer, float(coefficient), *written)

@@ -20,12 +20,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from llminspect.analysis.arguments import whole_number
+from llminspect.analysis.threads import one_thread
 from llminspect.errors import InputError
 
 
@@ -52,17 +52,6 @@ class ToySuperposition:
         """[sparsities, features, features]: WᵀW — 1 on the diagonal for a represented feature; off the diagonal,
         how much one feature's direction overlaps another's (0: orthogonal, no interference)."""
         return self.weights.transpose(1, 2) @ self.weights
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Torch on one thread for the ``with`` block (the setting before it comes back however it ends)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def sample(batch: int, features: int, sparsity: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
