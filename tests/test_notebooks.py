@@ -214,6 +214,29 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
     shown = shown_text(notebook)
     for claim, pattern in CLAIMS[path.stem]:
         assert re.search(pattern, shown), f"the prose says {claim!r}, but the lesson does not show it"
+    if path.stem in HANDOUT_CHECKED:
+        check_handout(notebook)
+
+
+HANDOUT_CHECKED = {"09_circuits", "10_probes_and_steering"}  # the export of 03 and 07 is tested on its own run
+
+
+def check_handout(notebook) -> None:
+    """The executed lesson as a handout page (``llminspect export`` without running it again): every figure
+    drawn by the plotly.js the page carries once, the prose in order, nothing fetched from elsewhere."""
+    from llminspect.teaching.handout import handout_page
+
+    figures = sum("application/vnd.plotly.v1+json" in output.get("data", {}) for cell in notebook.cells
+                  for output in cell.get("outputs", []))  # fmt: skip
+    page = handout_page(notebook)
+    assert figures >= 4 and page.count("Plotly.newPlot(") == figures and page.count("plotly.js v") == 1
+    assert not re.search(r"<script[^>]*\bsrc=", page) and not re.search(r"<link[^>]*\bhref=.https?:", page)
+    headings = [line.lstrip("# ").replace("*", "").strip() for cell in notebook.cells if cell.cell_type == "markdown"
+                for line in cell.source.splitlines() if line.startswith("## ")]  # fmt: skip
+    shown, at = html.unescape(re.sub(r"<[^>]+>", "", page)), 0
+    for heading in headings:  # every section, in the lesson's order
+        at = shown.find(heading, at)
+        assert at >= 0, heading
 
 
 def executed(path, tmp_path, monkeypatch):
