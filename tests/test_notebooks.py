@@ -167,8 +167,10 @@ CLAIMS = {
          r"[-+]0\.\d\d, -0\.\d\d, -0\.\d\d layer 12: x4 \+1\.[4-6]\d \(1[56]/16 up\) x10 \+1\.[6-8]\d \(1[56]/16 "
          r"up\) \| random vectors: (-[01]\.\d\d,? ){4}layer 15: x4 \+1\.0\d \(1[56]/16 up\) x10 \+1\.1\d "
          r"\(1[56]/16 up\) \| random vectors: (-[01]\.\d\d,? ){4}"),
-        ("early layers: a vector 3-4 times larger that does nothing useful, random pushes harm",
+        ("block 4: a vector 3-4 times larger that does nothing useful, random pushes harm",
          r"layer 4: x4 -0\.\d\d \(\d/16 up\) x10 -0\.\d\d \(\d/16 up\) \| random vectors: (-[0-2]\.\d\d,? ){4}"),
+        ("block 20: nothing moves much", r"layer 20: x4 -0\.\d\d \(\d+/16 up\) x10 -0\.\d\d \(\d+/16 up\) \| random "
+         r"vectors: ([-+]0\.[01]\d,? ){4}"),
         ("at block 12 no random vector of six does better, at block 15 one does",
          r"layer 12: Love − Hate \+1\.[6-8]\d; six random vectors .*?; 0 of 6 do better layer 15: Love − Hate "
          r"\+1\.\d\d; six random vectors .*?; 1 of 6 do better"),
@@ -382,13 +384,13 @@ def test_lesson_09_induction_heads_hold_on_other_seeds_under_both_ablations(deco
         assert found.top_heads(3) == [(18, 6), (17, 3), (17, 4)] and float(found.induction[18, 6]) > 0.85
         previous = found.top_heads(1, "previous_token")[0]
         assert previous == (16, 0) and previous[0] < found.top_heads(1)[0][0]  # the feeding head sits earlier
-        ablation = decoder.induction_ablation(found, n=5, controls=3, seed=seed)
+        ablation = decoder.induction_ablation(found, n=5, controls=2, seed=seed)
         baseline = ablation.second_copy()
         for how in ("zero", "mean"):
             rise = {s.label: ablation.second_copy(s.label, how) - baseline for s in ablation.sets}
             assert rise["top 5 induction heads"] > 4 and rise["top 5 previous-token heads"] > 4, (seed, how, rise)
             randoms = [value for label, value in rise.items() if label.startswith("random")]
-            assert len(randoms) == 3 and max(randoms) < 1.0, (seed, how, rise)  # the control moves it < 1 nat
+            assert len(randoms) == 2 and max(randoms) < 1.0, (seed, how, rise)  # the control moves it < 1 nat
 
 
 CAPITALS = [("The capital of France is", " Paris", " Rome"), ("The capital of Italy is", " Rome", " Paris"),
@@ -427,20 +429,20 @@ OTHER_PROMPTS = ["You are", "Last night was", "The concert was", "This room is",
                  "My friends are", "The trip was", "His smile looks", "The restaurant was", "This song is"]  # fmt: skip
 
 
-@pytest.mark.slow  # 16 other prompts x 4 layers x 7 vectors
+@pytest.mark.slow  # 16 other prompts x 4 layers x 7 vectors: one batched sweep
 def test_lesson_10_steering_on_other_prompts_against_six_random_vectors(decoder):
-    from llminspect.analysis.steering import NEGATIVE, POSITIVE, PROMPTS
+    from llminspect.analysis.steering import NEGATIVE, POSITIVE
 
-    for prompts, layers in ((PROMPTS, [10, 12, 15]), (OTHER_PROMPTS, [4, 10, 12, 15])):  # the lesson's, and 16 others
-        sweep = decoder.steering(prompts, " Love", " Hate", (POSITIVE, NEGATIVE), layers=layers, coefficients=[10],
-                                 controls=6, seed=1)  # fmt: skip
-        shift = {layer: float(sweep.shift[i, 0]) for i, layer in enumerate(sweep.layers)}
-        beaten = {layer: int((sweep.random_shift[i, 0] > shift[layer]).sum()) for i, layer in enumerate(sweep.layers)}
-        assert shift.get(4, 0.0) < 0.3, shift  # early: no steering
-        for layer in (10, 12):  # the band where the direction matters: no random vector of its norm does as well
-            assert shift[layer] > 0.5 and beaten[layer] == 0 and sweep.moved(layer, 10) >= 0.8, (layer, shift, beaten)
-        assert shift[15] > 0.5 and sweep.moved(15, 10) >= 0.9  # block 15 moves nearly every prompt ...
-        assert beaten[15] == 1, beaten  # ... but one random direction in six moves the metric more: the flip
+    # the lesson's own prompts get six random vectors at blocks 12 and 15 in the lesson (its claims); 16 others here
+    sweep = decoder.steering(OTHER_PROMPTS, " Love", " Hate", (POSITIVE, NEGATIVE), layers=[4, 10, 12, 15],
+                             coefficients=[10], controls=6, seed=1)  # fmt: skip
+    shift = {layer: float(sweep.shift[i, 0]) for i, layer in enumerate(sweep.layers)}
+    beaten = {layer: int((sweep.random_shift[i, 0] > shift[layer]).sum()) for i, layer in enumerate(sweep.layers)}
+    assert shift[4] < 0.3, shift  # early: no steering
+    for layer in (10, 12):  # the band where the direction matters: no random vector of its norm does as well
+        assert shift[layer] > 0.5 and beaten[layer] == 0 and sweep.moved(layer, 10) >= 0.8, (layer, shift, beaten)
+    assert shift[15] > 0.5 and sweep.moved(15, 10) >= 0.9  # block 15 moves nearly every prompt ...
+    assert beaten[15] == 1, beaten  # ... but one random direction in six moves the metric more: the flip
 
 
 @pytest.mark.slow  # three more toy trainings
