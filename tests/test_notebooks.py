@@ -171,9 +171,9 @@ CLAIMS = {
          r"layer 4: x4 -0\.\d\d \(\d/16 up\) x10 -0\.\d\d \(\d/16 up\) \| random vectors: (-[0-2]\.\d\d,? ){4}"),
         ("block 20: nothing moves much", r"layer 20: x4 -0\.\d\d \(\d+/16 up\) x10 -0\.\d\d \(\d+/16 up\) \| random "
          r"vectors: ([-+]0\.[01]\d,? ){4}"),
-        ("at block 12 no random vector of six does better, at block 15 one does",
+        ("at block 12 no random vector of six does better, at block 15 one does (+1.55 against +1.10)",
          r"layer 12: Love − Hate \+1\.[6-8]\d; six random vectors .*?; 0 of 6 do better layer 15: Love − Hate "
-         r"\+1\.\d\d; six random vectors .*?; 1 of 6 do better"),
+         r"\+1\.1\d; six random vectors \[[^]]*\b1\.5\d[^]]*\]; 1 of 6 do better"),
         ("2, 4, 5 and 5 features", r"S=0: 2, S=0\.7: 4, S=0\.9: 5, S=0\.97: 5"),
         ("a pentagon at S = 0.97", r"degrees between neighbouring features: \[7\d, 7\d, 7\d, 7\d, 7\d\]"),
         ("two opposite pairs at S = 0.7", r"(-1\.0\d.*?){4}"),
