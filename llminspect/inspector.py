@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from llminspect.analysis import (
+    circuits,
     embeddings,
     experts,
     importance,
@@ -24,13 +25,16 @@ from llminspect.analysis import (
     journey,
     kv_cache,
     lens,
+    logit_attribution,
     next_token,
     outline,
     precision,
+    probes,
     rope,
     sampling,
     search,
     sites,
+    steering,
     trace,
     walk,
 )
@@ -257,6 +261,42 @@ class Inspector(LoadedModel):
         """The residual stream after block ``layer`` through 8-bit round trips: one scale for all tokens, one per
         token, and one per token with the ``dims`` largest feature dimensions kept aside (``analysis.precision``)."""
         return precision.activation_outliers(self, self.inputs(text), layer, dims)
+
+    # --- circuits: find a mechanism, then switch it off -------------------------------------------
+
+    def induction(self, length: int = 40, seed: int = 0) -> circuits.Induction:
+        """``length`` random tokens repeated twice: the loss per token and every head's induction and previous-token
+        scores (``analysis.circuits``)."""
+        return circuits.induction(self, length, seed)
+
+    def induction_ablation(self, found: circuits.Induction, n: int = 5, controls: int = 3, seed: int = 0):
+        """The second copy's loss with the top ``n`` induction heads, the top ``n`` previous-token heads and
+        ``controls`` sets of ``n`` random heads switched off, zeroed and at their means (``analysis.circuits``)."""
+        return circuits.induction_ablation(self, found, n, controls, seed)
+
+    def logit_attribution(self, prompt: str, answer: str, other: str) -> logit_attribution.LogitAttribution:
+        """Each embedding, attention, MLP and head's direct share of logit(``answer``) − logit(``other``) after
+        ``prompt``, the final norm's scale held at its value (``analysis.logit_attribution``)."""
+        self.require_decoder("Direct logit attribution")  # before the inputs: an encoder-decoder would write a target
+        return logit_attribution.logit_attribution(self, self.inputs(prompt), answer, other)
+
+    # --- what the stream holds: probes and steering -------------------------------------------------
+
+    def probe(self, data: probes.ProbeData, position: int = -1, seed: int = 0, **options) -> probes.Probe:
+        """A logistic-regression probe per layer for ``data``'s labels at ``position``, beside the same probe on a
+        control task (``analysis.probes``; options: test_share, strength, hold_out_words, features)."""
+        return probes.probe(self, data, position, seed, **options)
+
+    def steering(self, prompts: list[str], positive: str, negative: str, words, layers, coefficients,
+                 controls: int = 2, seed: int = 0) -> steering.Steering:  # fmt: skip
+        """ActAdd: the change of a word-list metric over ``prompts`` when ``positive`` − ``negative`` (their streams)
+        is added at each layer and coefficient, beside random vectors of the same norm (``analysis.steering``)."""
+        return steering.steering(self, prompts, positive, negative, words, layers, coefficients, controls, seed)
+
+    def steered_text(self, prompt: str, positive: str, negative: str, layer: int, coefficient: float,
+                     tokens: int = 20, seed: int = 0) -> steering.SteeredText:  # fmt: skip
+        """What the model writes after ``prompt``: as it is, steered, and with a random vector of the same norm."""
+        return steering.steered_text(self, prompt, positive, negative, layer, coefficient, tokens, seed)
 
     # --- vectors ----------------------------------------------------------------------------------
 

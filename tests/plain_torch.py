@@ -17,3 +17,19 @@ class PatchedBlock(torch.nn.Module):
         hidden = (out[0] if isinstance(out, tuple) else out).clone()
         hidden[:, self.position] = self.vector
         return (hidden, *out[1:]) if isinstance(out, tuple) else hidden
+
+
+class AddedBlock(torch.nn.Module):
+    """A block whose input gets ``vector`` [tokens, hidden] added from ``start`` on: plain indexing, then the real
+    block (a steering vector, as ActAdd adds it)."""
+
+    def __init__(self, block, start: int, vector: torch.Tensor):
+        super().__init__()
+        self.block, self.start, self.vector = block, start, vector
+
+    def forward(self, *args, **kwargs):
+        hidden = (args[0] if args else kwargs["hidden_states"]).clone()
+        hidden[:, self.start : self.start + self.vector.shape[0]] += self.vector.to(hidden.dtype)
+        if args:
+            return self.block(hidden, *args[1:], **kwargs)
+        return self.block(**{**kwargs, "hidden_states": hidden})

@@ -115,7 +115,10 @@ WRONG = [
     ("views", "compare_methods", [1, 2]), ("views", "outline", "model"), ("views", "steps_table", []),
     ("views", "residual_stream", None), ("views", "logit_lens", "lens"), ("views", "answer_rank", None),
     ("views", "rotary", 1.0), ("views", "branches", [None]), ("views", "surprisal", "text"),
-    ("views", "routing", "routes"),
+    ("views", "routing", "routes"), ("views", "induction_losses", "found"), ("views", "induction_heads", None),
+    ("views", "induction_ablation", []), ("views", "logit_attribution", "dla"), ("views", "head_attribution", 1),
+    ("views", "probe", "probe"), ("views", "steering", None), ("views", "steered_text", "text"),
+    ("views", "superposition", torch.zeros(2, 5)),
     ("labs", "walk", "walk"), ("labs", "sampling", "decoder"), ("labs", "attention", None),
     ("labs", "importance", "decoder"),
 ]  # fmt: skip

@@ -139,6 +139,54 @@ CLAIMS = {
         ("dimensions 507 and 247 reach about 125 and 109, the median 6.5",
          r"dimension 507 reaches 12\d, dimension 247 reaches 10\d; the median dimension 6\.[45]"),
     ],
+    "09_circuits": [
+        ("from about 14 to about 3", r"mean loss: first copy 14\.\d\d, second copy 3\.\d\d"),
+        ("18.6, 17.3, 17.4 lead the induction scores", r"top induction heads: 18\.6 \(0\.8\d\), 17\.3 \(0\.7\d\), "
+         r"17\.4 \(0\.[67]\d\)"),
+        ("the previous-token heads sit earlier: 16.0, 11.1, 2.1",
+         r"top previous-token heads: 16\.0 \(0\.9\d\), 11\.1 \(0\.8\d\), 2\.1 \(0\.7\d\)"),
+        ("3.2 to 11.0 zeroed, 9.6 at their means", r"every head on: second copy 3\.1\d top 5 induction heads zero "
+         r"1[01]\.\d\d mean 9\.[5-7]\d"),
+        ("the previous-token heads off break copying as much",
+         r"top 5 previous-token heads zero 11\.\d\d mean 1[01]\.\d\d"),
+        ("each random set moves it by less than a nat", r"(random heads \d zero [234]\.\d\d mean [34]\.\d\d .*?){3}"),
+        ("the shares add up to the difference, 7.31", r"logit difference 7\.31 = sum of the shares 7\.31 \(final norm: "
+         r"RMSNorm, scale 25\.8 held fixed\)"),
+        ("attention 23 +3.5, MLP 29 -2.1, MLP 24 adds", r"largest parts: attention 23 \+3\.4\d, MLP 29 -2\.1\d, MLP 24 "
+         r"\+1\.8\d"),
+        ("head 23.4 +3.0", r"largest heads: 23\.4 \+3\.0\d"),
+        ("blocks 0-22 write +0.7 of 7.3", r"blocks 0–22 together: \+0\.7\d; blocks 23–29: \+6\.\d\d"),
+        ("the lens is larger up to block 27, a little smaller after 28, equal at the last layer",
+         r"after block 15: lens \+3\.\d\d = running sum \+0\.9\d .*?after block 28: lens \+\d\.\d\d = running sum "
+         r"\+\d\.\d\d x 25\.8 / 2[6-9]\.\d after block 29: lens \+7\.31 = running sum \+7\.31 x 25\.8 / 25\.8"),
+    ],
+    "10_probes_and_steering": [
+        ("the model's verb agrees every time",
+         r"(subjects near the trees: the model's verb agrees for 12 of 12 .*?){2}"),
+        ("chance at the embeddings, 0.92 after block 0, 1.00 from block 1", r"task: embeddings 0\.[34]\d layer 0 "
+         r"0\.9\d layer 1 1\.00"),
+        ("the control 0.83 after block 0, 0.97 at the last layer",
+         r"control: embeddings 0\.[34]\d layer 0 0\.8\d .*? layer 29 0\.9[5-9]"),
+        ("selectivity 0.01-0.03 in the last layers", r"selectivity: .*? layer 27 0\.0[0-3] layer 28 0\.0[0-3] "
+         r"layer 29 0\.0[0-3]"),
+        ("unseen nouns: at least 0.99 from layer 12, the control at chance or below",
+         r"from layer 12 on the task is at least 0\.99; the control's mean is 0\.[2-5]\d"),
+        ("blocks 10-15 steer on 15 or 16 of 16 prompts, random vectors lower the metric",
+         r"layer 10: x4 \+0\.\d\d \(\d+/16 up\) x10 \+1\.[5-7]\d \(1[56]/16 up\) \| random vectors: [-+]0\.\d\d, "
+         r"[-+]0\.\d\d, -0\.\d\d, -0\.\d\d layer 12: x4 \+1\.[4-6]\d \(1[56]/16 up\) x10 \+1\.[6-8]\d \(1[56]/16 "
+         r"up\) \| random vectors: (-[01]\.\d\d,? ){4}layer 15: x4 \+1\.0\d \(1[56]/16 up\) x10 \+1\.1\d "
+         r"\(1[56]/16 up\) \| random vectors: (-[01]\.\d\d,? ){4}"),
+        ("block 4: a vector 3-4 times larger that does nothing useful, random pushes harm",
+         r"layer 4: x4 -0\.\d\d \(\d/16 up\) x10 -0\.\d\d \(\d/16 up\) \| random vectors: (-[0-2]\.\d\d,? ){4}"),
+        ("block 20: nothing moves much", r"layer 20: x4 -0\.\d\d \(\d+/16 up\) x10 -0\.\d\d \(\d+/16 up\) \| random "
+         r"vectors: ([-+]0\.[01]\d,? ){4}"),
+        ("at block 12 no random vector of six does better, at block 15 one does (+1.55 against +1.10)",
+         r"layer 12: Love − Hate \+1\.[6-8]\d; six random vectors .*?; 0 of 6 do better layer 15: Love − Hate "
+         r"\+1\.1\d; six random vectors \[[^]]*\b1\.5\d[^]]*\]; 1 of 6 do better"),
+        ("2, 4, 5 and 5 features", r"S=0: 2, S=0\.7: 4, S=0\.9: 5, S=0\.97: 5"),
+        ("a pentagon at S = 0.97", r"degrees between neighbouring features: \[7\d, 7\d, 7\d, 7\d, 7\d\]"),
+        ("two opposite pairs at S = 0.7", r"(-1\.0\d.*?){4}"),
+    ],
 }
 
 
@@ -177,6 +225,29 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
     shown = shown_text(notebook)
     for claim, pattern in CLAIMS[path.stem]:
         assert re.search(pattern, shown), f"the prose says {claim!r}, but the lesson does not show it"
+    if path.stem in HANDOUT_CHECKED:
+        check_handout(notebook)
+
+
+HANDOUT_CHECKED = {"09_circuits", "10_probes_and_steering"}  # the export of 03 and 07 is tested on its own run
+
+
+def check_handout(notebook) -> None:
+    """The executed lesson as a handout page (``llminspect export`` without running it again): every figure
+    drawn by the plotly.js the page carries once, the prose in order, nothing fetched from elsewhere."""
+    from llminspect.teaching.handout import handout_page
+
+    figures = sum("application/vnd.plotly.v1+json" in output.get("data", {}) for cell in notebook.cells
+                  for output in cell.get("outputs", []))  # fmt: skip
+    page = handout_page(notebook)
+    assert figures >= 4 and page.count("Plotly.newPlot(") == figures and page.count("plotly.js v") == 1
+    assert not re.search(r"<script[^>]*\bsrc=", page) and not re.search(r"<link[^>]*\bhref=.https?:", page)
+    headings = [line.lstrip("# ").replace("*", "").strip() for cell in notebook.cells if cell.cell_type == "markdown"
+                for line in cell.source.splitlines() if line.startswith("## ")]  # fmt: skip
+    shown, at = html.unescape(re.sub(r"<[^>]+>", "", page)), 0
+    for heading in headings:  # every section, in the lesson's order
+        at = shown.find(heading, at)
+        assert at >= 0, heading
 
 
 def executed(path, tmp_path, monkeypatch):
@@ -401,3 +472,89 @@ def test_lesson_06_attention_23_carries_the_capital_its_mlp_hardly_and_mlp_0_bre
         assert found["layer.0.mlp.output"] < 0.01, (country, found)
     fox = "The quick brown fox jumps over the lazy"  # the control: MLP 0 silenced breaks an unrelated prompt too
     assert p(fox, " dog") > 0.8 and p(fox, " dog", "layer.0.mlp.output") < 0.01
+
+
+@pytest.mark.slow  # two more random sequences, each one pass with attention maps and a batch of 10 ablations
+def test_lesson_09_induction_heads_hold_on_other_seeds_under_both_ablations(decoder):
+    for seed in (1, 2):  # lesson 09 uses seed 0
+        found = decoder.induction(length=40, seed=seed)
+        assert found.loss("second") < 0.4 * found.loss("first"), seed  # in-context learning on every repeat
+        assert found.top_heads(3) == [(18, 6), (17, 3), (17, 4)] and float(found.induction[18, 6]) > 0.85
+        previous = found.top_heads(1, "previous_token")[0]
+        assert previous == (16, 0) and previous[0] < found.top_heads(1)[0][0]  # the feeding head sits earlier
+        ablation = decoder.induction_ablation(found, n=5, controls=2, seed=seed)
+        baseline = ablation.second_copy()
+        for how in ("zero", "mean"):
+            rise = {s.label: ablation.second_copy(s.label, how) - baseline for s in ablation.sets}
+            assert rise["top 5 induction heads"] > 4 and rise["top 5 previous-token heads"] > 4, (seed, how, rise)
+            randoms = [value for label, value in rise.items() if label.startswith("random")]
+            assert len(randoms) == 2 and max(randoms) < 1.0, (seed, how, rise)  # the control moves it < 1 nat
+
+
+CAPITALS = [("The capital of France is", " Paris", " Rome"), ("The capital of Italy is", " Rome", " Paris"),
+            ("The capital of Germany is", " Berlin", " Paris"), ("The capital of Spain is", " Madrid", " Paris")]
+
+
+def test_lesson_09_direct_attribution_on_four_capitals(decoder):
+    for prompt, answer, other in CAPITALS:  # lesson 09's prompt and three more of the kind
+        found = decoder.logit_attribution(prompt, answer, other)
+        assert found.difference > 3 and found.total == pytest.approx(found.difference, abs=1e-3)
+        assert int(found.attention.argmax()) == 23, prompt  # the block where lesson 04's patching sees Paris arrive
+        assert "23.4" in [name for name, _ in found.largest(2, heads=True)], (prompt, found.largest(3, heads=True))
+        assert float((found.attention + found.mlp)[23:].sum()) > 0.8 * found.difference  # the last blocks write it
+        ratio = found.scale / found.scales
+        torch.testing.assert_close(found.lens, found.running * ratio, atol=1e-3, rtol=1e-4)  # the lens, rescaled
+        assert (ratio[:29] > 1).all() and 0.9 < ratio[29] < 1  # up to block 27 the lens magnifies; after 28 it shrinks
+
+
+@pytest.mark.slow  # the streams of 240 texts once, then 372 fits
+def test_lesson_10_the_probe_and_its_control_on_three_seeds(decoder):
+    from llminspect.analysis.probes import number_sentences
+
+    data, features = number_sentences(), None
+    for seed in (0, 1, 2):  # other random splits and control labellings
+        found = decoder.probe(data, seed=seed, features=features)
+        features = found.features
+        assert found.accuracy[0] < 0.6 and found.accuracy[2:].min() >= 0.95, (seed, found.accuracy)
+        assert found.control[2:].min() >= 0.6 and found.control[-1] >= 0.85, (seed, found.control)  # it memorises
+        assert found.selectivity.max() <= 0.35 and found.selectivity[-3:].mean() < 0.15, (seed, found.selectivity)
+        held = decoder.probe(data, seed=seed, hold_out_words=True, features=features)
+        assert held.accuracy[13:].min() >= 0.95 and held.control.mean() < 0.65, (seed, held.accuracy, held.control)
+
+
+OTHER_PROMPTS = ["You are", "Last night was", "The concert was", "This room is", "Right now I feel", "The sky is",
+                 "The students are", "Her new book is", "The town seems", "Living here is", "That plan was",
+                 "My friends are", "The trip was", "His smile looks", "The restaurant was", "This song is"]  # fmt: skip
+
+
+@pytest.mark.slow  # 16 other prompts x 4 layers x 7 vectors: one batched sweep
+def test_lesson_10_steering_on_other_prompts_against_six_random_vectors(decoder):
+    from llminspect.analysis.steering import NEGATIVE, POSITIVE
+
+    # the lesson's own prompts get six random vectors at blocks 12 and 15 in the lesson (its claims); 16 others here
+    sweep = decoder.steering(OTHER_PROMPTS, " Love", " Hate", (POSITIVE, NEGATIVE), layers=[4, 10, 12, 15],
+                             coefficients=[10], controls=6, seed=1)  # fmt: skip
+    shift = {layer: float(sweep.shift[i, 0]) for i, layer in enumerate(sweep.layers)}
+    beaten = {layer: int((sweep.random_shift[i, 0] > shift[layer]).sum()) for i, layer in enumerate(sweep.layers)}
+    assert shift[4] < 0.3, shift  # early: no steering
+    for layer in (10, 12):  # the band where the direction matters: no random vector of its norm does as well
+        assert shift[layer] > 0.5 and beaten[layer] == 0 and sweep.moved(layer, 10) >= 0.8, (layer, shift, beaten)
+    assert shift[15] > 0.5 and sweep.moved(15, 10) >= 0.9  # block 15 moves nearly every prompt ...
+    assert beaten[15] == 1, beaten  # ... but one random direction in six moves the metric more: the flip
+
+
+@pytest.mark.slow  # three more toy trainings
+def test_lesson_10_superposition_on_other_seeds():
+    from llminspect.analysis.superposition import toy_superposition
+
+    for seed in (1, 2, 3):  # lesson 10 trains seed 0
+        toy = toy_superposition(sparsities=[0.0, 0.7, 0.9, 0.97], seed=seed)
+        assert toy.represented().tolist() == [2, 4, 5, 5], seed
+        norms, overlap = toy.norms(), toy.interference()
+        assert (norms[0] > 0.5).nonzero().flatten().tolist() == [0, 1] and abs(float(overlap[0, 0, 1])) < 0.05
+        kept = (norms[1] > 0.5).nonzero().flatten()
+        pairs = overlap[1][kept][:, kept]
+        assert (pairs.min(1).values < -0.95).all(), pairs  # S = 0.7: two features pointing opposite ways, twice
+        angles = sorted(torch.atan2(toy.weights[3, 1], toy.weights[3, 0]).rad2deg().tolist())
+        gaps = [b - a for a, b in zip(angles, angles[1:] + [angles[0] + 360], strict=True)]
+        assert max(abs(gap - 72) for gap in gaps) < 6, gaps  # S = 0.97: a pentagon

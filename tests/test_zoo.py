@@ -18,6 +18,7 @@ import torch
 import transformers
 from plain_torch import PatchedBlock
 from zoo import ZOO
+from zoo_circuits import check_induction, check_logit_attribution, check_probe, check_steering
 
 import llminspect as li
 from llminspect import views
@@ -34,13 +35,19 @@ TEXT, OTHER, TARGET = "happy bird eats the mouse", "a cat sleeps", "birdo gaja"
 CAPABILITIES = ("load", "trace", "run", "walk: hooks", "walk: by hand", "importance: integrated_gradients",
                 "importance: gradient_x_input", "importance: saliency", "importance: feature_ablation",
                 "importance: shapley", "importance: attention", "next tokens", "sampling lab", "logit lens",
-                "rotary", "heads off", "patching", "journey", "kv cache", "anatomy", "views")  # fmt: skip
+                "rotary", "heads off", "patching", "journey", "kv cache", "induction", "logit attribution", "steering",
+                "probe", "anatomy", "views")  # fmt: skip
 NON_ROTARY = {"gpt2", "opt", "bloom", "bert", "bert-mlm", "roberta", "distilbert", "albert", "deberta-v2", "electra",
               "t5", "bart", "mbart", "marian", "pegasus"}  # fmt: skip
 ENCODERS = {"bert", "bert-mlm", "roberta", "distilbert", "albert", "deberta-v2", "electra"}
 NO_HEAD = {"bert", "roberta", "distilbert", "albert", "deberta-v2", "electra", "llama-no-head"}
 NOT_BY_HAND = {"gpt2", "gpt-neox", "opt", "falcon", "phi", "gptj", "bloom", "distilbert", "albert", "deberta-v2", "t5"}
 IMPORTANCE = [c for c in CAPABILITIES if c.startswith("importance")]
+SEQ2SEQ = {"t5", "bart", "mbart", "marian", "pegasus"}
+# decoders whose stream is not the embeddings plus their attention and MLP outputs as the sites see them: norms after
+# the attention and the MLP (Gemma 2 and 3, OLMo-2), the residual added inside the attention module (BLOOM), the
+# attention added into the MLP's output tensor in place (Falcon): direct attribution refuses
+NOT_A_SUM = {"gemma2", "gemma3", "olmo2", "bloom", "falcon"}
 REFUSES = (
     {(name, "walk: by hand") for name in NOT_BY_HAND}
     | {(name, "rotary") for name in NON_ROTARY}
@@ -53,6 +60,9 @@ REFUSES = (
     | {(name, what) for name in ENCODERS | {"llama-no-head", "t5", "bart", "mbart", "marian", "pegasus"}
        for what in ("journey", "kv cache")}
     | {("albert", "heads off"), ("albert", "run")}  # one shared block runs in every layer: no site is one place
+    | {(name, what) for name in ENCODERS | {"llama-no-head", *SEQ2SEQ} for what in ("induction", "steering")}
+    | {(name, "logit attribution") for name in ENCODERS | {"llama-no-head", *SEQ2SEQ} | NOT_A_SUM}
+    | {(name, "probe") for name in {"albert", *SEQ2SEQ}}
 )
 MATRIX: dict[str, dict[str, str]] = {}
 
@@ -444,6 +454,10 @@ def test_every_capability_equals_transformers_or_refuses_clearly(species, tiny):
     cell("patching", lambda: check_patching(m, reference_model(species, folder), tokenizer))
     cell("journey", lambda: check_journey(m, out))
     cell("kv cache", lambda: check_kv_cache(m, reference_model(species, folder), inputs))
+    cell("induction", lambda: check_induction(m, ref))
+    cell("logit attribution", lambda: check_logit_attribution(m, ref, tokenizer))
+    cell("steering", lambda: check_steering(m, reference_model(species, folder), tokenizer))
+    cell("probe", lambda: check_probe(m, ref, tokenizer))
     cell("anatomy", lambda: check_anatomy(folder, ref, species))
     cell("views", lambda: check_views(m, {k: v for k, v in results.items() if v is not None}))
     assert list(row) == list(CAPABILITIES)

@@ -43,7 +43,7 @@ from llminspect.analysis.tokens import single_token, token_labels
 from llminspect.errors import InputError
 
 
-def _heads_site(m, layer: int, stack: str | None = None) -> str:
+def heads_site(m, layer: int, stack: str | None = None) -> str:
     """The site holding each head's output in ``layer`` of ``stack`` ("encoder"/"decoder"; None: the writer)."""
     prefix = f"{sites_of(m).architecture.stack(stack).name}."
     name = f"{prefix.lstrip('.')}layer.{layer}.attention.heads"
@@ -61,7 +61,7 @@ def _chosen(m, heads: Iterable[tuple[int, int]], stack: str | None) -> dict[int,
 def head_means(m, inputs: Inputs, stack: str | None = None) -> list[torch.Tensor]:
     """Each layer's heads averaged over ``inputs``'s positions: [layers] x [heads, head_dim]."""
     layers = sites_of(m).architecture.stack(stack).layers
-    names = [_heads_site(m, layer, stack) for layer in range(layers)]
+    names = [heads_site(m, layer, stack) for layer in range(layers)]
     cache = run(m, inputs, keep=names)
     return [cache[name][0].mean(0) for name in names]
 
@@ -92,7 +92,7 @@ def heads_off(m, heads: Iterable[tuple[int, int]], means: list[torch.Tensor] | N
 
 def _switching_off(m, heads, means: list[torch.Tensor] | None, stack: str | None = None) -> dict:
     """The edits (heads site -> function) that switch ``heads`` off."""
-    return {_heads_site(m, layer, stack): switch_off(chosen, None if means is None else means[layer])
+    return {heads_site(m, layer, stack): switch_off(chosen, None if means is None else means[layer])
             for layer, chosen in _chosen(m, heads, stack).items()}  # fmt: skip
 
 
@@ -186,7 +186,7 @@ def head_effects(m, inputs: Inputs, answer: str, how: str = "zero") -> HeadEffec
     """
     m.require_decoder("Head ablation")
     stack = sites_of(m).architecture.writer
-    names = [_heads_site(m, layer) for layer in range(stack.layers)]
+    names = [heads_site(m, layer) for layer in range(stack.layers)]
     answer_id = single_token(m.tokenizer, answer)
     means = means_for(m, inputs, how)
     p_answer = float(last_probabilities(m, inputs)[0, answer_id])

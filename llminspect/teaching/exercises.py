@@ -13,13 +13,16 @@ Example:
 from __future__ import annotations
 
 from llminspect.errors import LLMInspectError
-from llminspect.teaching import predictions
+from llminspect.teaching import course_models, predictions
+from llminspect.teaching import exercises_circuits as circuits
 from llminspect.teaching.code_exercises import BY_NAME
 from llminspect.teaching.quiz import Exercise, Feedback, Quiz
 
 LESSONS = {"00": predictions.lesson_00, "01": predictions.lesson_01, "02": predictions.lesson_02,
            "03": predictions.lesson_03, "04": predictions.lesson_04, "05": predictions.lesson_05,
-           "06": predictions.lesson_06, "07": predictions.lesson_07, "08": predictions.lesson_08}  # fmt: skip
+           "06": predictions.lesson_06, "07": predictions.lesson_07, "08": predictions.lesson_08,
+           "09": lambda: [Exercise(**entry) for entry in circuits.lesson_09(lambda name: course_models.embedded(name))],
+           "10": lambda: [Exercise(**entry) for entry in circuits.lesson_10(lambda name: course_models.embedded(name))]}  # fmt: skip
 # Where each code exercise comes in its lesson (its number); the predictions fill the other numbers, in order.
 CODE = {"01": {1: "bpe_merge"}, "02": {2: "nearest_rows"}, "03": {1: "attention_head", 4: "head_off"},
         "04": {2: "integrated_gradients"}, "05": {3: "sampling_filter"}, "06": {2: "rms_norm", 4: "lens_row"},
@@ -34,7 +37,7 @@ def items(lesson: str) -> list:
 
 
 def exercises(lesson: str) -> Quiz:
-    """The exercises of lesson ``lesson`` ("00" … "08"; "00" is the whole journey)."""
+    """The exercises of lesson ``lesson`` ("00" … "10"; "00" is the whole journey)."""
     if lesson not in LESSONS:
         raise LLMInspectError(f"No exercises for lesson {lesson!r}; lessons with exercises: {', '.join(LESSONS)}.")
     return Quiz(lesson, items(lesson))

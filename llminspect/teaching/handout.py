@@ -140,9 +140,17 @@ def _control(state: dict) -> str:
 
 def handout(notebook: Path, out: Path, timeout: int = 600) -> Path:
     """Run ``notebook`` and write it as one offline page, ``out/<lesson>.html``; return its path."""
+    page = handout_page(run_lesson(notebook, timeout))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{notebook.stem}.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def handout_page(book) -> str:
+    """An executed lesson (an nbformat notebook, changed in place) as the text of one offline page."""
     from nbconvert import HTMLExporter
 
-    book = run_lesson(notebook, timeout)
     page = _Page(book.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {}))
     for cell in book.cells:
         if cell.cell_type != "code":
@@ -154,7 +162,4 @@ def handout(notebook: Path, out: Path, timeout: int = 600) -> Path:
                 output["metadata"] = {}
     book.metadata.pop("widgets", None)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(book)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{notebook.stem}.html"
-    path.write_text(page.finish(body), encoding="utf-8")
-    return path
+    return page.finish(body)
