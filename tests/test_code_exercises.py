@@ -268,7 +268,21 @@ HEAD_OFF = {
                                                            layer=layer),
 }
 
-WRITTEN = {"attention_head": ATTENTION, "sampling_filter": SAMPLING, "rms_norm": RMS_NORM, "lens_row": LENS_ROW,
+def _second_copy(pattern, period, offset=1, start=0):
+    rows = range(period + start, pattern.shape[0])
+    return [float(pattern[t, t - period + offset]) for t in rows]
+
+
+INDUCTION = {
+    "reading the earlier copy of the same token (t − period)": lambda a, p: sum(_second_copy(a, p, 0)) / p,
+    "starting one query early (t from period − 1)": lambda a, p: sum(vals := _second_copy(a, p, start=-1)) / len(
+        vals),
+    "averaging over every query, the first copy's too": lambda a, p: sum(_second_copy(a, p)) / a.shape[0],
+    "a transposed map (pattern[key, query])": lambda a, p: sum(_second_copy(a.T, p)) / (a.shape[0] - p),
+    "a sum instead of a mean": lambda a, p: sum(_second_copy(a, p)),
+}
+
+WRITTEN = {"induction_score": INDUCTION, "attention_head": ATTENTION, "sampling_filter": SAMPLING, "rms_norm": RMS_NORM, "lens_row": LENS_ROW,
            "block_parameters": BLOCK_PARAMETERS, "q8_0": Q8_0, "nearest_rows": NEAREST, "bpe_merge": BPE_MERGE,
            "integrated_gradients": INTEGRATED_GRADIENTS, "head_off": HEAD_OFF}  # fmt: skip
 NEEDS_THE_DECODER_MANY_TIMES = {"integrated_gradients", "head_off"}  # each mistake runs the decoder: full suite

@@ -26,7 +26,7 @@ LESSONS = {"00": predictions.lesson_00, "01": predictions.lesson_01, "02": predi
 # Where each code exercise comes in its lesson (its number); the predictions fill the other numbers, in order.
 CODE = {"01": {1: "bpe_merge"}, "02": {2: "nearest_rows"}, "03": {1: "attention_head", 4: "head_off"},
         "04": {2: "integrated_gradients"}, "05": {3: "sampling_filter"}, "06": {2: "rms_norm", 4: "lens_row"},
-        "07": {3: "block_parameters"}, "08": {2: "q8_0"}}  # fmt: skip
+        "07": {3: "block_parameters"}, "08": {2: "q8_0"}, "09": {3: "induction_score"}}  # fmt: skip
 
 
 def items(lesson: str) -> list:

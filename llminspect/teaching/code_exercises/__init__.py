@@ -17,6 +17,7 @@ from llminspect.teaching.code_exercises import (
     block_parameters,
     bpe_merge,
     head_off,
+    induction_score,
     integrated_gradients,
     lens_row,
     nearest_rows,
@@ -27,7 +28,7 @@ from llminspect.teaching.code_exercises import (
 from llminspect.teaching.code_exercises.checking import Case, CodeExercise, Mistake, Verdict
 
 MODULES = (bpe_merge, nearest_rows, attention_head, head_off, integrated_gradients, sampling_filter, rms_norm,
-           lens_row, block_parameters, q8_0)  # fmt: skip
+           lens_row, block_parameters, q8_0, induction_score)  # fmt: skip
 BY_NAME = {module.__name__.rsplit(".", 1)[-1]: module.EXERCISE for module in MODULES}
 
 __all__ = ["BY_NAME", "Case", "CodeExercise", "Mistake", "Verdict"]
