@@ -282,8 +282,8 @@ INDUCTION = {
     "a sum instead of a mean": lambda a, p: sum(_second_copy(a, p)),
 }
 
-WRITTEN = {"induction_score": INDUCTION, "attention_head": ATTENTION, "sampling_filter": SAMPLING, "rms_norm": RMS_NORM, "lens_row": LENS_ROW,
-           "block_parameters": BLOCK_PARAMETERS, "q8_0": Q8_0, "nearest_rows": NEAREST, "bpe_merge": BPE_MERGE,
+WRITTEN = {"induction_score": INDUCTION, "attention_head": ATTENTION, "sampling_filter": SAMPLING, "rms_norm": RMS_NORM,
+           "lens_row": LENS_ROW, "block_parameters": BLOCK_PARAMETERS, "q8_0": Q8_0, "nearest_rows": NEAREST, "bpe_merge": BPE_MERGE,
            "integrated_gradients": INTEGRATED_GRADIENTS, "head_off": HEAD_OFF}  # fmt: skip
 NEEDS_THE_DECODER_MANY_TIMES = {"integrated_gradients", "head_off"}  # each mistake runs the decoder: full suite
 

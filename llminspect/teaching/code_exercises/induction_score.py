@@ -42,7 +42,8 @@ def cases() -> list[Case]:
              ("head 16.0 (a previous-token head) on the lesson's repeat", lesson.attentions[16, 0], PERIOD),
              ("head 17.3 on another random repeat", other.attentions[17, 3], PERIOD),
              ("a hand-made 6 × 6 map with a period of 3", hand_made(), 3)]  # fmt: skip
-    return [Case(label, (pattern, period), float(induction_scores(pattern, period))) for label, pattern, period in found]
+    return [Case(label, (pattern, period), float(induction_scores(pattern, period)))
+            for label, pattern, period in found]  # fmt: skip
 
 
 def _same_token(pattern, period):
