@@ -283,8 +283,8 @@ INDUCTION = {
 }
 
 WRITTEN = {"induction_score": INDUCTION, "attention_head": ATTENTION, "sampling_filter": SAMPLING, "rms_norm": RMS_NORM,
-           "lens_row": LENS_ROW, "block_parameters": BLOCK_PARAMETERS, "q8_0": Q8_0, "nearest_rows": NEAREST, "bpe_merge": BPE_MERGE,
-           "integrated_gradients": INTEGRATED_GRADIENTS, "head_off": HEAD_OFF}  # fmt: skip
+           "lens_row": LENS_ROW, "block_parameters": BLOCK_PARAMETERS, "q8_0": Q8_0, "nearest_rows": NEAREST,
+           "bpe_merge": BPE_MERGE, "integrated_gradients": INTEGRATED_GRADIENTS, "head_off": HEAD_OFF}  # fmt: skip
 NEEDS_THE_DECODER_MANY_TIMES = {"integrated_gradients", "head_off"}  # each mistake runs the decoder: full suite
 
 

@@ -18,6 +18,7 @@ from llminspect.teaching import exercises_circuits as circuits
 from llminspect.teaching.code_exercises import BY_NAME
 from llminspect.teaching.quiz import Exercise, Feedback, Quiz
 
+
 def _embedded(name: str):
     return course_models.embedded(name)  # looked up at each call, so a test can hand in its own models
 
