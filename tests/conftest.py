@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `make test` sets it: torch's threads do not spin-wait
 # quiz checks (teaching.progress) land in a file of this session's, never in the real home's progress
 os.environ.setdefault("LLMINSPECT_PROGRESS", os.path.join(tempfile.mkdtemp(prefix="llminspect-"), "progress.jsonl"))
 

@@ -126,6 +126,7 @@ class RoomPlan:
             "TRANSFORMERS_OFFLINE": "1",
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
+            "OMP_WAIT_POLICY": "PASSIVE",  # torch's threads sleep instead of spinning while a neighbour has the core
         }
 
     def to_json(self) -> str:
