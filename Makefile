@@ -59,7 +59,7 @@ $(CHP):
 	scripts/install_proxy.sh $(VENV)/chp
 
 test: $(DEV) prepare browser proxy
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest --durations=25
 
 # The tier to run on every change (about 3 minutes on 2 cores): everything but lessons, browsers and long checks.
 test-fast: $(DEV) prepare

@@ -120,10 +120,11 @@ def hostile(bad, good, plan: RoomPlan) -> dict:
 
 
 def quiz(kernels) -> dict:
-    """Learner 0 gets lesson 03's exercise 3 right and leaves 2 blank; learner 1 tries 3 three times, wrongly."""
+    """Learner 0 gets lesson 03's exercise 5 (a window's keys) right and leaves 3 blank; learner 1 tries 5 three
+    times, wrongly."""
     setup = "from llminspect.teaching.exercises import exercises\nquiz = exercises('03')\n"
-    first = kernels[0].run(setup + "print(quiz.check(3, 4).verdict, '/', quiz.check(2, None).verdict)").output
-    second = kernels[1].run(setup + "print([quiz.check(3, guess).verdict for guess in (3, 5, 6)])").output
+    first = kernels[0].run(setup + "print(quiz.check(5, 4).verdict, '/', quiz.check(3, None).verdict)").output
+    second = kernels[1].run(setup + "print([quiz.check(5, guess).verdict for guess in (3, 5, 6)])").output
     return {"learner0 said": first.strip(), "learner1 said": second.strip()}
 
 
@@ -139,7 +140,7 @@ def class_page(url: str, admin: Learner, crowd: list[Learner], kernel_id: str) -
                                         "stuck": row["stuck"], "exercises": [[e["lesson"], e["exercise"], e["state"],
                                                                               e["tries"]] for e in row["exercises"]]}
                           for row in data.get("learners", [])}  # fmt: skip
-    report["lesson 03"] = data.get("lessons", {}).get("03", {}).get("exercises", {}).get("3")
+    report["lesson 03"] = data.get("lessons", {}).get("03", {}).get("exercises", {}).get("5")
     report["html"] = admin.session.get(url + "services/class/", timeout=60).status_code
     view = admin.session.get(url + "services/class/notebook/learner0/03_attention.ipynb", timeout=60)
     report["notebook"] = {"status": view.status_code, "sandboxed": "sandbox" in view.headers.get(

@@ -491,12 +491,12 @@ def test_lesson_09_induction_heads_hold_on_other_seeds_under_both_ablations(deco
             assert len(randoms) == 2 and max(randoms) < 1.0, (seed, how, rise)  # the control moves it < 1 nat
 
 
-CAPITALS = [("The capital of France is", " Paris", " Rome"), ("The capital of Italy is", " Rome", " Paris"),
+ATTRIBUTED = [("The capital of France is", " Paris", " Rome"), ("The capital of Italy is", " Rome", " Paris"),
             ("The capital of Germany is", " Berlin", " Paris"), ("The capital of Spain is", " Madrid", " Paris")]
 
 
 def test_lesson_09_direct_attribution_on_four_capitals(decoder):
-    for prompt, answer, other in CAPITALS:  # lesson 09's prompt and three more of the kind
+    for prompt, answer, other in ATTRIBUTED:  # lesson 09's prompt and three more of the kind
         found = decoder.logit_attribution(prompt, answer, other)
         assert found.difference > 3 and found.total == pytest.approx(found.difference, abs=1e-3)
         assert int(found.attention.argmax()) == 23, prompt  # the block where lesson 04's patching sees Paris arrive
