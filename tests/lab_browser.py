@@ -168,11 +168,7 @@ def run_notebook(page, lab: Lab, notebook: str, timeout_s: float = 600) -> float
     A cell that raises stops JupyterLab's run-all: the cells after it stay unrun (``[ ]``) and this returns
     at once; ``unrun_cells`` tells. ``NOTEBOOK_JSON`` then gives the executed notebook.
     """
-    page.goto(lab.url(notebook))
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_function("() => { const p = window.jupyterapp.shell.currentWidget; return p && p.sessionContext"
-                           " && p.sessionContext.session && p.sessionContext.session.kernel"
-                           " && p.sessionContext.session.kernel.status === 'idle'; }", timeout=120_000)  # fmt: skip
+    open_notebook(page, lab, notebook)
     start, settled = time.monotonic(), 0
     page.evaluate(RUN_ALL)
     while True:
@@ -184,8 +180,42 @@ def run_notebook(page, lab: Lab, notebook: str, timeout_s: float = 600) -> float
         if time.monotonic() - start > timeout_s:
             raise TimeoutError(f"{notebook} still running after {timeout_s:.0f} s: {state}")
         time.sleep(0.5)
-    page.wait_for_timeout(1500)  # let late renderers (plotly, widgets) finish drawing
-    return time.monotonic() - start
+    seconds = time.monotonic() - start
+    settle_drawing(page)
+    return seconds
+
+
+def settle_drawing(page, timeout_s: float = 10) -> None:
+    """Wait until late renderers (plotly, widgets, bertviz) have drawn what the outputs hold, or ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        report = page.evaluate(DOM_REPORT)
+        if all(report[f"{kind}Drawn"] >= report[kind] for kind in ("plotly", "widgets", "bertviz")):
+            break
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(300)  # a frame or two more for what draws after its container
+
+
+def open_notebook(page, lab: Lab, notebook: str) -> None:
+    """Open ``notebook`` with its own fresh kernel: the page loads JupyterLab the first time; after that the
+    lab already in the page opens it (as a learner opens the next lesson), which skips loading the app again."""
+    if page.url.startswith(f"http://127.0.0.1:{lab.port}/lab") and page.evaluate("() => !!window.jupyterapp"):
+        page.evaluate("async (path) => { await window.jupyterapp.commands.execute('docmanager:open', {path}); }",
+                      notebook)  # fmt: skip
+    else:
+        page.goto(lab.url(notebook))
+    page.wait_for_function("(path) => { const p = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                           " return p && p.context && p.context.path === path && p.sessionContext"
+                           " && p.sessionContext.session && p.sessionContext.session.kernel"
+                           " && p.sessionContext.session.kernel.status === 'idle'"
+                           " && p.node.querySelector('.jp-Notebook .jp-Cell'); }", arg=notebook,
+                           timeout=120_000)  # fmt: skip
+
+
+def close_notebook(page) -> None:
+    """Shut down the open notebook's kernel and close it unsaved (the next lesson starts clean)."""
+    page.evaluate("""async () => { const p = window.jupyterapp.shell.currentWidget;
+        if (p && p.sessionContext) { await p.sessionContext.shutdown(); p.dispose(); } }""")
 
 
 def unrun_cells(prompts: list[str]) -> list[int]:

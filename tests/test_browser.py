@@ -21,6 +21,7 @@ from lab_browser import (
     NOTEBOOK_JSON,
     STATE,
     Requests,
+    close_notebook,
     nudge_first_slider,
     output_text,
     run_notebook,
@@ -60,11 +61,26 @@ def browser():
         browser.close()
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
+@pytest.fixture(scope="module")
+def lab_page(lab, browser):
+    """One page for every lesson: JupyterLab loads once, each lesson opens in it with a kernel of its own."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    requests = Requests()
+    yield page
+    page.close()
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_lesson_runs_in_the_browser_offline(notebook, lab, lab_page):
+    page, requests = lab_page, Requests()
     page.on("request", requests.record)
+    try:
+        lesson_runs_in_the_browser(page, lab, notebook, requests)
+    finally:
+        page.remove_listener("request", requests.record)
+        close_notebook(page)
+
+
+def lesson_runs_in_the_browser(page, lab, notebook: Path, requests: Requests) -> None:
     seconds = run_notebook(page, lab, notebook.name)
     LESSON_SECONDS.setdefault(notebook.stem, {})["browser"] = seconds
     # this run's outputs are the ones test_notebooks.py checks the lesson's claims on (no second, headless run)
@@ -79,7 +95,7 @@ def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 6000})
     page.evaluate("() => document.querySelectorAll('.jp-WindowedPanel-outer').forEach(p => p.scrollTop = 0)")
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(400)  # the taller page lays out again
     page.screenshot(path=str(SHOTS / f"{notebook.stem}.png"))
     page.set_viewport_size({"width": 1400, "height": 1000})
 
@@ -98,7 +114,6 @@ def test_lesson_runs_in_the_browser_offline(notebook, lab, browser):
         write_exercises_as_a_learner(page, WRITTEN_IN_THE_BROWSER[notebook.stem])
     assert requests.outside == [], requests.outside
     assert any(f"127.0.0.1:{lab.port}" in url for url in requests.urls)
-    page.close()
 
 
 # A learner fills in a code exercise in JupyterLab: first with a common slip, then right.
@@ -129,10 +144,32 @@ def write_exercises_as_a_learner(page, attempts):
         assert verdict in shown, shown
 
 
-def test_a_lesson_handout_draws_every_view_with_the_network_off(browser, tmp_path):
+HANDOUT_CELLS = [  # every kind of view a lesson hands out, on the quick models (lesson 03's own: test_notebooks)
+    ("markdown", "# A handout\n\n## Every view, with the network off\n\nProse stays in order."),
+    ("code", "import llminspect as li\nfrom llminspect.analysis import embeddings as emb\n\n"
+             "toy, encoder = li.load('toy-seq2seq'), li.load('encoder')\n"
+             "translated, read = toy.trace('happy bird eats small mouse'), encoder.trace('The quick brown fox jumps')"),
+    ("code", "li.views.bertviz(read, view='head')"),
+    ("code", "li.labs.attention(read, layer=2, head=0)"),
+    ("code", "li.labs.attention(translated, part='cross-attention', layer=1, head='mean')"),
+    ("code", "li.labs.attention(translated, part='decoder self-attention', layer=0)"),
+    ("code", "words = ['cat', 'dog', 'car', 'happy', 'sad']\n"
+             "li.views.similarity(words, emb.cosine_matrix(emb.word_vectors(encoder, words)[1]), 'cosine')"),
+    ("code", "li.views.importance(toy.importance('happy bird eats small mouse'))"),
+    ("code", "li.views.kv_sharing(9, 3)"),
+    ("code", "li.views.layer_similarity(emb.word_in_contexts(encoder, 'bank', ['a river bank', 'a bank account']))"),
+]
+
+
+def test_a_handout_draws_every_view_with_the_network_off(browser, tmp_path):
+    import nbformat
+
     from llminspect.teaching.handout import handout
 
-    page_file = handout(ROOT / "notebooks" / "03_attention.ipynb", tmp_path)
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text) if kind == "markdown"
+                                           else nbformat.v4.new_code_cell(text) for kind, text in HANDOUT_CELLS])  # fmt: skip
+    nbformat.write(book, tmp_path / "views.ipynb")
+    page_file = handout(tmp_path / "views.ipynb", tmp_path / "out")
     text = page_file.read_text()
     assert text.count("plotly.js v") == 1 and text.count("RequireJS 2.3.6") == 1  # plotly, bertviz's loader: once
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -142,13 +179,16 @@ def test_a_lesson_handout_draws_every_view_with_the_network_off(browser, tmp_pat
     page.goto(page_file.as_uri())
     page.wait_for_function("() => document.querySelectorAll('.plotly-graph-div .main-svg').length >= "
                            "document.querySelectorAll('.plotly-graph-div').length", timeout=60_000)  # fmt: skip
+    page.wait_for_function("() => [...document.querySelectorAll('iframe')].filter(f => f.contentDocument && "
+                           "Number(f.contentDocument.getElementById('explorer')?.dataset.drawn) > 0).length >= 3",
+                           timeout=60_000)  # fmt: skip
     report = page.evaluate("""() => ({
         figures: document.querySelectorAll('.plotly-graph-div').length,
         drawn: [...document.querySelectorAll('.plotly-graph-div')].filter(d => d.querySelector('.main-svg')).length,
         explorers: [...document.querySelectorAll('iframe')].filter(f =>
             f.contentDocument && Number(f.contentDocument.getElementById('explorer')?.dataset.drawn) > 0).length,
         bertviz: document.querySelectorAll('#bertviz svg, [id^=bertviz] svg').length,
-        prose: document.body.innerText.includes('Test a hypothesis: switch heads off'),
+        prose: document.body.innerText.includes('Every view, with the network off'),
     })""")
     assert report["figures"] >= 4 and report["drawn"] == report["figures"], report
     assert report["explorers"] >= 3 and report["bertviz"] >= 1 and report["prose"], report

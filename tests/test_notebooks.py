@@ -227,9 +227,13 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert re.search(pattern, shown), f"the prose says {claim!r}, but the lesson does not show it"
     if path.stem in HANDOUT_CHECKED:
         check_handout(notebook)
+    if path.stem == "03_attention":  # its conclusion on its own prompt, as the lesson computed it
+        found = lesson_03_strongest(shown)
+        assert len(found["zero"]) == 6, found
+        assert_the_receiver_heads(found, RECEIVERS[0][0])
 
 
-HANDOUT_CHECKED = {"09_circuits", "10_probes_and_steering"}  # the export of 03 and 07 is tested on its own run
+HANDOUT_CHECKED = {"03_attention", "09_circuits", "10_probes_and_steering"}  # 07's export: test_cli
 
 
 def check_handout(notebook) -> None:
@@ -357,16 +361,28 @@ def test_lesson_03_the_model_names_the_receiver_and_the_control_flips_it(decoder
         assert to_second[names[1]] > 10 * to_second[names[0]]  # the control: swap the giver, the answer follows
 
 
-@pytest.mark.slow  # six sweeps of 270 ablations
-def test_lesson_03_heads_under_zero_and_mean_ablation_on_three_prompts(decoder):
-    for prompt, receiver, giver in RECEIVERS:
+def assert_the_receiver_heads(strongest: dict[str, list[tuple[int, int]]], prompt: str) -> None:
+    """Lesson 03's conclusion on one prompt, from the six strongest heads under each method."""
+    for how, heads in strongest.items():
+        assert (29, 1) in heads[:3] and (0, 0) in heads, (prompt, how, heads)  # both methods agree on these
+    assert (1, 5) in strongest["zero"], strongest  # layer 1 matters only when zeroed
+    assert not [head for layer, head in strongest["mean"] if layer == 1], strongest
+
+
+def lesson_03_strongest(shown: str) -> dict[str, list[tuple[int, int]]]:
+    """The six strongest heads under each method, read from the table lesson 03 prints for its own prompt."""
+    table = shown[shown.index("zero ablation mean ablation"):]
+    rows = re.findall(r"\d (\d+)\.(\d+) \([-+]\d+\.\d\d\) (\d+)\.(\d+) \([-+]\d+\.\d\d\)", table)[:6]
+    return {"zero": [(int(a), int(b)) for a, b, _, _ in rows], "mean": [(int(c), int(d)) for _, _, c, d in rows]}
+
+
+@pytest.mark.slow  # four sweeps of 270 ablations (the lesson's own prompt: its own run, test_notebook_runs_offline)
+def test_lesson_03_heads_under_zero_and_mean_ablation_on_two_more_prompts(decoder):
+    for prompt, receiver, giver in RECEIVERS[1:]:
         strongest = {how: [(layer, head) for layer, head, _ in
                            decoder.head_effects(prompt.format(giver), " " + receiver, how=how).strongest(6)]
                      for how in ("zero", "mean")}  # fmt: skip
-        for how, heads in strongest.items():
-            assert (29, 1) in heads[:3] and (0, 0) in heads, (prompt, how, heads)  # both methods agree on these
-        assert (1, 5) in strongest["zero"], strongest  # layer 1 matters only when zeroed
-        assert not [head for layer, head in strongest["mean"] if layer == 1], strongest
+        assert_the_receiver_heads(strongest, prompt)
 
 
 OUTLIER_TEXTS = ["The quick brown fox jumps over the lazy dog",  # lesson 08's, and two more
