@@ -166,8 +166,8 @@ def test_a_handout_draws_every_view_with_the_network_off(browser, tmp_path):
 
     from llminspect.teaching.handout import handout
 
-    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text) if kind == "markdown"
-                                           else nbformat.v4.new_code_cell(text) for kind, text in HANDOUT_CELLS])  # fmt: skip
+    make = {"markdown": nbformat.v4.new_markdown_cell, "code": nbformat.v4.new_code_cell}
+    book = nbformat.v4.new_notebook(cells=[make[kind](text) for kind, text in HANDOUT_CELLS])
     nbformat.write(book, tmp_path / "views.ipynb")
     page_file = handout(tmp_path / "views.ipynb", tmp_path / "out")
     text = page_file.read_text()
