@@ -241,8 +241,10 @@ def check_handout(notebook) -> None:
     drawn by the plotly.js the page carries once, the prose in order, nothing fetched from elsewhere."""
     from llminspect.teaching.handout import handout_page
 
-    figures = sum("application/vnd.plotly.v1+json" in output.get("data", {}) for cell in notebook.cells
-                  for output in cell.get("outputs", []))  # fmt: skip
+    saved = notebook.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    inside = [model["state"].get("outputs", []) for model in saved.get("state", {}).values()]  # Output widgets'
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])] + sum(inside, [])
+    figures = sum("application/vnd.plotly.v1+json" in output.get("data", {}) for output in outputs)
     page = handout_page(notebook)
     assert figures >= 4 and page.count("Plotly.newPlot(") == figures and page.count("plotly.js v") == 1
     assert not re.search(r"<script[^>]*\bsrc=", page) and not re.search(r"<link[^>]*\bhref=.https?:", page)
