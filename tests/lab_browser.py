@@ -238,6 +238,20 @@ def switch_explorer_head(page) -> tuple[str, str]:
     return before, after
 
 
+def step_the_journey(page, button: str = "next step") -> tuple[str, str]:
+    """Click a button of the first journey lab; return the text its loop line runs on, before and after."""
+    lab = page.locator(".widget-vbox", has=page.locator("button.jupyter-button", has_text="next step")).first
+    loop = lab.locator(".li-trip .loop code")
+    before = loop.inner_text()
+    lab.locator("button.jupyter-button", has_text=button).click()
+    for _ in range(100):
+        page.wait_for_timeout(100)
+        after = loop.inner_text()
+        if after != before:
+            break
+    return before, after
+
+
 def nudge_first_slider(page) -> tuple[str, str]:
     """Press the right arrow on the first slider; return the text of its widget area before and after."""
     handle = page.locator(

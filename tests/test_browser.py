@@ -26,6 +26,7 @@ from lab_browser import (
     output_text,
     run_notebook,
     running_lab,
+    step_the_journey,
     switch_explorer_head,
     unrun_cells,
     write_in_cell,
@@ -110,6 +111,9 @@ def lesson_runs_in_the_browser(page, lab, notebook: Path, requests: Requests) ->
         assert report["clientDrawn"] >= report["explorers"], report
         before, after = switch_explorer_head(page)
         assert after != before, "picking another head in the attention explorer changed nothing"
+    if notebook.stem == "00_whole_journey":  # the step a kernel computed while the page was read, then back
+        assert step_the_journey(page) == ("The capital of France is Paris", "The capital of France is Paris.")
+        assert step_the_journey(page, "back") == ("The capital of France is Paris.", "The capital of France is Paris")
     if notebook.stem in WRITTEN_IN_THE_BROWSER:
         write_exercises_as_a_learner(page, WRITTEN_IN_THE_BROWSER[notebook.stem])
     assert requests.outside == [], requests.outside

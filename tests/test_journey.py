@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+
 import pytest
 import torch
 
@@ -45,6 +48,48 @@ def test_next_step_runs_the_loop_again(decoder):
     assert "lesson 03" in lab.children[1].value
     lab.buttons["back"].click()
     assert lab.trip.prompt == "The capital of France is Paris"
+
+
+def test_the_next_step_is_ready_before_the_click_and_back_recomputes_nothing(decoder, monkeypatch):
+    """In a kernel the lab computes the next step while the learner reads; the click only draws it."""
+    from llminspect.analysis import journey as trips
+
+    passes = []
+    plain = trips.journey
+    monkeypatch.setattr(trips, "journey", lambda *args, **kwargs: passes.append(args[1]) or plain(*args, **kwargs))
+
+    async def a_learner_reads_then_clicks():
+        lab = li.labs.journey(decoder, PROMPT)
+        await asyncio.sleep(0.5)  # the kernel is idle: the lab thinks ahead
+        assert len(passes) == 2
+        lab.buttons["next step"].click()
+        assert len(passes) == 2 and lab.trip.prompt == PROMPT + " Paris"  # drawn from what was ready
+        await asyncio.sleep(0.5)
+        lab.buttons["back"].click()
+        lab.buttons["next step"].click()
+        return lab, len(passes)
+
+    lab, seen = asyncio.run(a_learner_reads_then_clicks())
+    assert seen == 3  # one pass after the first click (the step after it); back and again: none
+    again = plain(decoder, decoder.inputs(PROMPT + " Paris"), lab.trip.layer, lab.trip.head)
+    assert lab.trip == again  # what was ready is what the click would have computed
+
+
+def test_a_cell_run_meanwhile_throws_the_ready_step_away(decoder, monkeypatch):
+    lab_module = importlib.import_module("llminspect.labs.journey")  # the module (the package names the function)
+    cells = [1]
+    monkeypatch.setattr(lab_module, "cells_run", lambda: cells[0])
+
+    async def ready_then_a_cell_runs():
+        lab = li.labs.journey(decoder, PROMPT)
+        await asyncio.sleep(0.5)
+        cells[0] = 2  # the learner ran a cell: the model may have changed
+        computed = []
+        monkeypatch.setattr(lab_module.trips, "journey", lambda *a, **k: computed.append(1) or lab.trip)
+        lab.buttons["next step"].click()
+        return computed
+
+    assert asyncio.run(ready_then_a_cell_runs()) == [1]  # computed again on the click
 
 
 def test_the_cache_saves_work_not_results(decoder):

@@ -1,6 +1,10 @@
 """The whole journey, live: one pass drawn as boxes, and a *next step* button that appends the chosen
 token and runs the loop again.
 
+In a kernel the lab thinks ahead: once a step is drawn and the kernel is idle, it computes the next
+step (greedy, so it is known), and the click only draws it; *back* redraws the step before. A cell
+run in between throws the ready step away (it may have changed the model), and the click computes.
+
 Example:
     >>> import llminspect as li
     >>> lab = journey(li.load("decoder"), "The capital of France is")
@@ -11,35 +15,77 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import ipywidgets as widgets
 
 from llminspect.analysis import journey as trips
 from llminspect.analysis.arguments import index
 from llminspect.views.journey import journey as draw
 
+THINK_AHEAD_AFTER_S = 0.05  # let the browser paint the step just sent before the kernel computes the next
+
+
+def cells_run() -> int | None:
+    """How many cells the kernel has run (None outside IPython): a change means the model may have changed."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return None if shell is None else shell.execution_count
+
+
+def when_idle(callback: Callable[[], None]) -> None:
+    """Run ``callback`` soon on the kernel's event loop, between messages; without a running loop, never."""
+    try:
+        asyncio.get_running_loop().call_later(THINK_AHEAD_AFTER_S, callback)
+    except RuntimeError:  # a script or a plain test: each click computes its step
+        pass
+
 
 def journey(m, prompt: str = "The capital of France is", layer: int | None = None, head: int = 0) -> widgets.VBox:
     """The journey of ``prompt`` through ``m``; *next step* appends the greedy token, *back* undoes it."""
     layer, head = None if layer is None else index(layer, "layer"), index(head, "head")
     box, page = widgets.VBox(), widgets.HTML()
-    history = [m.inputs(prompt)]
+    inputs = m.inputs(prompt)
+    history = [(inputs, trips.journey(m, inputs, layer, head))]  # each step drawn: its inputs and its trip
+    ahead: dict = {}  # the next step, ready: "step" (inputs, trip) and "cells" (the cell count it was made at)
 
     def show() -> None:
-        box.trip = trips.journey(m, history[-1], layer, head)
+        box.trip = history[-1][1]
         page.value = draw(box.trip).body
         back.disabled = len(history) == 1
+        if "step" not in ahead:
+            when_idle(think_ahead)
+
+    def think_ahead() -> None:
+        if "step" in ahead:
+            return
+        try:
+            following = trips.next_step(m, *history[-1])
+            ahead.update(step=(following, trips.journey(m, following, layer, head)), cells=cells_run())
+        except Exception:  # noqa: BLE001 - the click computes again and shows its own error
+            ahead.clear()
 
     def forward(_=None) -> None:
-        history.append(trips.next_step(m, history[-1], box.trip))
+        ready = ahead.pop("step", None) if ahead.pop("cells", None) == cells_run() else None
+        ahead.clear()
+        if ready is None:
+            following = trips.next_step(m, *history[-1])
+            ready = (following, trips.journey(m, following, layer, head))
+        history.append(ready)
         show()
 
     def backward(_=None) -> None:
-        history.pop()
+        ahead.clear()
+        ahead.update(step=history.pop(), cells=cells_run())  # the step undone is the next step again
         show()
 
-    ahead, back = widgets.Button(description="next step", icon="forward"), widgets.Button(description="back")
-    ahead.on_click(forward)
+    ahead_button, back = widgets.Button(description="next step", icon="forward"), widgets.Button(description="back")
+    ahead_button.on_click(forward)
     back.on_click(backward)
-    box.children, box.buttons = [widgets.HBox([ahead, back]), page], {"next step": ahead, "back": back}
+    box.children, box.buttons = [widgets.HBox([ahead_button, back]), page], {"next step": ahead_button, "back": back}
     show()
     return box
