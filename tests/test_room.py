@@ -133,6 +133,36 @@ def test_the_kubernetes_values_file_is_the_plans_own():
     assert json.loads(committed["hub"]["extraFiles"]["room-plan"]["stringData"])["sign_in_failures_per_address"] == 10
 
 
+def merged_over(base: dict, values: dict) -> dict:
+    """``values`` over ``base`` as helm merges a user's values over a chart's: maps key by key, the rest replaced."""
+    merged = dict(base)
+    for key, value in values.items():
+        both_maps = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = merged_over(base[key], value) if both_maps else value
+    return merged
+
+
+def chart_errors(values: dict) -> list[str]:
+    """What Zero to JupyterHub's own schema says of ``values`` merged over its chart's defaults."""
+    import jsonschema
+
+    chart = REPO / "tests" / "referees" / "zero-to-jupyterhub"
+    schema = yaml.safe_load((chart / "values.schema.yaml").read_text())
+    merged = merged_over(yaml.safe_load((chart / "values.yaml").read_text()), values)
+    errors = jsonschema.Draft7Validator(schema).iter_errors(merged)
+    return [f"{'.'.join(map(str, error.path))}: {error.message}" for error in errors]
+
+
+def test_the_kubernetes_values_pass_the_charts_own_schema():
+    committed = yaml.safe_load((REPO / "deploy" / "kubernetes" / "values.yaml").read_text())
+    assert chart_errors(committed) == []
+    broken = merged_over(committed, {"singleuser": {"memoryLimit": "3G"}, "cull": {"timeout": "an hour"}})
+    assert sorted(chart_errors(broken)) == [
+        "cull.timeout: 'an hour' is not of type 'integer', 'null'",
+        "singleuser: Additional properties are not allowed ('memoryLimit' was unexpected)",
+    ]  # the referee catches a misspelt key and a wrong type
+
+
 # --- the memory limit and what the learner is told --------------------------------------------
 
 
