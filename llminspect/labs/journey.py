@@ -51,41 +51,41 @@ def journey(m, prompt: str = "The capital of France is", layer: int | None = Non
     box, page = widgets.VBox(), widgets.HTML()
     inputs = m.inputs(prompt)
     history = [(inputs, trips.journey(m, inputs, layer, head))]  # each step drawn: its inputs and its trip
-    ahead: dict = {}  # the next step, ready: "step" (inputs, trip) and "cells" (the cell count it was made at)
+    ready: dict = {}  # the next step computed ahead: "step" (inputs, trip), "cells" (the cell count it was made at)
 
     def show() -> None:
         box.trip = history[-1][1]
         page.value = draw(box.trip).body
         back.disabled = len(history) == 1
-        if "step" not in ahead:
+        if "step" not in ready:
             when_idle(think_ahead)
 
     def think_ahead() -> None:
-        if "step" in ahead:
+        if "step" in ready:
             return
         try:
             following = trips.next_step(m, *history[-1])
-            ahead.update(step=(following, trips.journey(m, following, layer, head)), cells=cells_run())
+            ready.update(step=(following, trips.journey(m, following, layer, head)), cells=cells_run())
         except Exception:  # noqa: BLE001 - the click computes again and shows its own error
-            ahead.clear()
+            ready.clear()
 
     def forward(_=None) -> None:
-        ready = ahead.pop("step", None) if ahead.pop("cells", None) == cells_run() else None
-        ahead.clear()
-        if ready is None:
+        step = ready.pop("step", None) if ready.pop("cells", None) == cells_run() else None
+        ready.clear()
+        if step is None:
             following = trips.next_step(m, *history[-1])
-            ready = (following, trips.journey(m, following, layer, head))
-        history.append(ready)
+            step = (following, trips.journey(m, following, layer, head))
+        history.append(step)
         show()
 
     def backward(_=None) -> None:
-        ahead.clear()
-        ahead.update(step=history.pop(), cells=cells_run())  # the step undone is the next step again
+        ready.clear()
+        ready.update(step=history.pop(), cells=cells_run())  # the step undone is the next step again
         show()
 
-    ahead_button, back = widgets.Button(description="next step", icon="forward"), widgets.Button(description="back")
-    ahead_button.on_click(forward)
+    onward, back = widgets.Button(description="next step", icon="forward"), widgets.Button(description="back")
+    onward.on_click(forward)
     back.on_click(backward)
-    box.children, box.buttons = [widgets.HBox([ahead_button, back]), page], {"next step": ahead_button, "back": back}
+    box.children, box.buttons = [widgets.HBox([onward, back]), page], {"next step": onward, "back": back}
     show()
     return box
