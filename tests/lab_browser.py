@@ -223,50 +223,41 @@ def unrun_cells(prompts: list[str]) -> list[int]:
     return [i for i, p in enumerate(prompts) if not (p.startswith("[") and p[1:-2].strip().isdigit())]
 
 
+def changed_by(page, read, act, wait_s: float = 10) -> tuple[str, str]:
+    """``read()`` before and after ``act()``, polling until it changes (or ``wait_s`` has passed)."""
+    before = read()
+    act()
+    for _ in range(int(wait_s * 10)):
+        page.wait_for_timeout(100)
+        after = read()
+        if after != before:
+            break
+    return before, after
+
+
 def switch_explorer_head(page) -> tuple[str, str]:
     """Pick another head in the first attention explorer; return its whole-map canvas before and after."""
     explorer = page.locator(".li-explorer").first
     canvas = explorer.locator("canvas.li-overview")
-    before = canvas.evaluate("c => c.toDataURL()")
     heads = explorer.locator("select", has=page.locator("option", has_text="mean of all heads"))
-    heads.select_option(index=1 if heads.input_value() != "1" else 2)
-    for _ in range(40):
-        page.wait_for_timeout(100)
-        after = canvas.evaluate("c => c.toDataURL()")
-        if after != before:
-            break
-    return before, after
+    return changed_by(page, lambda: canvas.evaluate("c => c.toDataURL()"),
+                      lambda: heads.select_option(index=1 if heads.input_value() != "1" else 2), wait_s=4)  # fmt: skip
 
 
 def step_the_journey(page, button: str = "next step") -> tuple[str, str]:
     """Click a button of the first journey lab; return the text its loop line runs on, before and after."""
     lab = page.locator(".widget-vbox", has=page.locator("button.jupyter-button", has_text="next step")).first
     loop = lab.locator(".li-trip .loop code")
-    before = loop.inner_text()
-    lab.locator("button.jupyter-button", has_text=button).click()
-    for _ in range(100):
-        page.wait_for_timeout(100)
-        after = loop.inner_text()
-        if after != before:
-            break
-    return before, after
+    return changed_by(page, loop.inner_text, lab.locator("button.jupyter-button", has_text=button).click)
 
 
 def nudge_first_slider(page) -> tuple[str, str]:
     """Press the right arrow on the first slider; return the text of its widget area before and after."""
     handle = page.locator(
         ".jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-slider input"
-    )
-    area = handle.first.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
-    before = area.inner_html()
-    handle.first.focus()
-    page.keyboard.press("ArrowRight")
-    for _ in range(40):
-        page.wait_for_timeout(250)
-        after = area.inner_html()
-        if after != before:
-            break
-    return before, after
+    ).first
+    area = handle.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
+    return changed_by(page, area.inner_html, lambda: (handle.focus(), page.keyboard.press("ArrowRight")))
 
 
 CELL_INDEX = """(marker) => window.jupyterapp.shell.currentWidget.content.widgets
