@@ -18,16 +18,12 @@ from llminspect.teaching import exercises_circuits as circuits
 from llminspect.teaching.code_exercises import BY_NAME
 from llminspect.teaching.quiz import Exercise, Feedback, Quiz
 
-
-def _embedded(name: str):
-    return course_models.embedded(name)  # looked up at each call, so a test can hand in its own models
-
-
+# Lessons 09 and 10 get course_models.embedded as the quiz is made, so a test can hand in its own models.
 LESSONS = {"00": predictions.lesson_00, "01": predictions.lesson_01, "02": predictions.lesson_02,
            "03": predictions.lesson_03, "04": predictions.lesson_04, "05": predictions.lesson_05,
            "06": predictions.lesson_06, "07": predictions.lesson_07, "08": predictions.lesson_08,
-           "09": lambda: [Exercise(**entry) for entry in circuits.lesson_09(_embedded)],
-           "10": lambda: [Exercise(**entry) for entry in circuits.lesson_10(_embedded)]}  # fmt: skip
+           "09": lambda: [Exercise(**entry) for entry in circuits.lesson_09(course_models.embedded)],
+           "10": lambda: [Exercise(**entry) for entry in circuits.lesson_10(course_models.embedded)]}  # fmt: skip
 # Where each code exercise comes in its lesson (its number); the predictions fill the other numbers, in order.
 CODE = {"01": {1: "bpe_merge"}, "02": {2: "nearest_rows"}, "03": {1: "attention_head", 4: "head_off"},
         "04": {2: "integrated_gradients"}, "05": {3: "sampling_filter"}, "06": {2: "rms_norm", 4: "lens_row"},

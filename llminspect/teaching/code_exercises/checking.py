@@ -143,9 +143,7 @@ class CodeExercise:
         right = [case for case, _, found in outcomes if found is None]
         for mistake in self.mistakes:
             if all(self._explains(mistake, case, got) for case, got in wrong) and all(
-                    self._mistaken_value(mistake, case) is not None and difference(
-                        self._mistaken_value(mistake, case), case.expected, self.tolerance, self.parts,
-                        self.absolute) is None for case in right):  # fmt: skip
+                    self._gives_the_right_answer(mistake, case) for case in right):  # fmt: skip
                 return mistake
         return None
 
@@ -159,10 +157,16 @@ class CodeExercise:
                 self._mistaken[key] = None
         return self._mistaken[key]
 
-    def _explains(self, mistake: Mistake, case: Case, got) -> bool:
+    def _gives_the_right_answer(self, mistake: Mistake, case: Case) -> bool:
         mistaken = self._mistaken_value(mistake, case)
-        if mistaken is None or difference(mistaken, case.expected, self.tolerance, self.parts, self.absolute) is None:
-            return False  # this mistake gives the right answer here: it cannot explain a wrong one
+        return mistaken is not None and difference(mistaken, case.expected, self.tolerance, self.parts,
+                                                   self.absolute) is None  # fmt: skip
+
+    def _explains(self, mistake: Mistake, case: Case, got) -> bool:
+        """``mistake`` is wrong on ``case`` and gives what the learner got there."""
+        mistaken = self._mistaken_value(mistake, case)
+        if mistaken is None or self._gives_the_right_answer(mistake, case):
+            return False  # this mistake cannot run here, or gives the right answer: it cannot explain a wrong one
         return difference(got, mistaken, max(self.tolerance, 1e-4), self.parts, self.absolute) is None
 
     def reveal(self, number: int) -> tuple[str, str]:
