@@ -319,7 +319,7 @@ def test_the_class_page_counts_what_the_quiz_recorded(tmp_path, monkeypatch):
         for lesson, number, verdict in checks:
             progress.record(lesson, number, "predict", verdict)
         text = homefiles.read_learner_file(tmp_path / name, classpage.PROGRESS, os.getuid())
-        rows.append(classview.learner_row(name, classpage.lines_from(text)))
+        rows.append(classview.learner_row(name, progress.parse(text)))
     by_name = {row.name: row.to_json() for row in rows}
     assert [(e["exercise"], e["state"], e["tries"]) for e in by_name["ada"]["exercises"]] == [(2, "trying", 0),
                                                                                               (3, "right", 1)]

@@ -43,19 +43,6 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}span{padding:1px 5px
 display:inline-block}.right{background:#c8efc8}.stuck{background:#f6c1c1}.trying{background:#f3e6b3}"""
 
 
-def lines_from(text: bytes) -> list[dict]:
-    """Progress lines from a file's bytes, read as ``teaching.progress.read`` reads them (bad lines skipped)."""
-    found = []
-    for raw in text.decode("utf-8", errors="replace").splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(line, dict) and line.get("v") == progress.VERSION:
-            found.append(line)
-    return found
-
-
 def chip(item: dict) -> str:
     """One exercise of one learner, as a coloured tag."""
     title = html.escape(f"{item['tries']} tries {item.get('mistake', '')}".strip(), quote=True).replace("'", "&#x27;")
@@ -91,7 +78,7 @@ class ClassData:
         except KeyError:
             return []
         text = homefiles.read_learner_file(self.plan.homes / name, PROGRESS, uid)
-        return lines_from(text) if text else []
+        return progress.parse(text) if text else []
 
     async def rows(self) -> list[classview.LearnerRow]:
         users = await self._get(url_concat(f"{self.api}/users", {"limit": "1000"})) or []

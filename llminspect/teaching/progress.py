@@ -46,11 +46,15 @@ def read(path: Path | None = None) -> list[dict]:
     """Every check recorded in ``path`` (this learner's file by default), oldest first; bad lines skipped."""
     path = path or progress_file()
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return parse(path.read_bytes())
     except OSError:
         return []
+
+
+def parse(text: bytes) -> list[dict]:
+    """The checks in a progress file's bytes: lines that are not JSON, or of another version, are skipped."""
     lines = []
-    for raw in text.splitlines():
+    for raw in text.decode("utf-8", errors="replace").splitlines():
         try:
             line = json.loads(raw)
         except ValueError:
